@@ -1,0 +1,101 @@
+/*
+ * clone3-fuzz executor: the wire protocol shared by the executor and its sandbox.
+ *
+ * A batch is a byte blob of case records, each 8-byte aligned:
+ *
+ *     struct c3_case            (32 bytes)
+ *     uint8_t  bytes[nbytes]    the struct image, padded to 8
+ *     int32_t  pids[nset_tid]   a set_tid list, padded to 8
+ *
+ * and the outcomes are an array of struct c3_outcome, one per case. Nothing in the
+ * protocol says how the executor's process was started: c3_execute() only needs the
+ * blob, the outcome array and a cursor, so the same loop can run in-process, in the
+ * sandbox below, or as a program of its own under an emulator.
+ *
+ * Every constant here is also exported to Python through the cffi cdef, so Python
+ * never repeats a number.
+ */
+#ifndef C3_H
+#define C3_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Where the struct image is placed for the call (the case's "memory" key). */
+#define C3_MEM_MAPPED 0   /* readable memory continues past the buffer */
+#define C3_MEM_GUARD 1    /* byte readable-1 is the last mapped byte */
+#define C3_MEM_NULL 2     /* the pointer is NULL */
+#define C3_MEM_UNMAPPED 3 /* the pointer is inside an inaccessible page */
+
+/* How the executor fills in one 8-byte field of the image before the call. */
+#define C3_REF_LITERAL 0      /* keep the bytes of the image */
+#define C3_REF_SCRATCH 1      /* writable memory of the executor, one slot per field */
+#define C3_REF_UNMAPPED 2     /* an address inside an inaccessible page */
+#define C3_REF_KERNEL 3       /* an address in the kernel half */
+#define C3_REF_SET_TID_LIST 4 /* the address of the record's pid list */
+#define C3_REF_CGROUP2 5      /* the fd of the batch's scratch cgroup v2 directory */
+
+/* What became of a case. */
+#define C3_OUT_PENDING 0     /* never finished (the batch was interrupted) */
+#define C3_OUT_RETURNED 1    /* ret holds clone3's return value (pid or -errno) */
+#define C3_OUT_KILLED_BY_CHILD 2 /* exit_signal SIGKILL killed the executor: the call succeeded */
+#define C3_OUT_CRASH 3       /* the executor died; status holds its wait status */
+#define C3_OUT_TIMEOUT 4     /* the executor was killed after the per-case timeout */
+
+/* How the sandbox isolated the batch (struct c3_batch_info.isolation). */
+#define C3_ISO_PIDNS 1       /* init of a fresh pid namespace */
+#define C3_ISO_USERNS 2      /* ... inside a fresh user namespace (capabilities dropped) */
+#define C3_ISO_SUBREAPER 3   /* no namespace allowed: a child subreaper only */
+
+#define C3_NFIELDS 11
+#define C3_MAX_IMAGE 65536   /* the largest struct image or readable extent placed */
+#define C3_MAX_SET_TID 64    /* the longest set_tid list (the kernel takes 32) */
+#define C3_SCRATCH_SLOT 16384
+
+struct c3_case {
+	uint64_t size;           /* clone3's size argument, passed verbatim */
+	uint32_t nbytes;         /* bytes of struct image that follow */
+	uint32_t readable;       /* C3_MEM_GUARD: bytes mapped from the buffer's start */
+	uint16_t memory;         /* C3_MEM_* */
+	uint16_t nset_tid;       /* pids that follow the image */
+	uint8_t ref[C3_NFIELDS]; /* C3_REF_* per field, in uapi order */
+	uint8_t pad[1];
+};
+_Static_assert(sizeof(struct c3_case) == 32, "the wire header is 32 bytes");
+
+struct c3_outcome {
+	int64_t ret;          /* C3_OUT_RETURNED: clone3's return value */
+	uint32_t kind;        /* C3_OUT_* */
+	int32_t status;       /* C3_OUT_CRASH: the executor's wait status */
+	int32_t child_signal; /* the exit_signal the kernel will read, written before the call */
+	int32_t pad;
+};
+
+struct c3_env {
+	int32_t cgroup_fd;   /* for C3_REF_CGROUP2; -1 when the batch has none */
+	uint32_t timeout_ms; /* per case, enforced by the sandbox */
+};
+
+struct c3_batch_info {
+	int32_t isolation;  /* C3_ISO_* */
+	int32_t error;      /* errno of a harness failure, 0 when the batch ran */
+	uint32_t executors; /* executor processes started (1 + replacements) */
+	uint32_t done;      /* cases with an outcome */
+};
+
+/* Runs cases [first, n) of the blob in the calling process. *cursor names the case in
+ * flight; out[i].kind is written last, so a reader that sees it set sees the outcome. */
+int c3_execute(const uint8_t *blob, size_t len, uint32_t first, uint32_t n,
+	       struct c3_outcome *out, volatile uint32_t *cursor, const struct c3_env *env);
+
+/* Runs the whole batch in a sandboxed executor process; see sandbox.c. */
+int c3_sandbox_run(const uint8_t *blob, size_t len, uint32_t n, struct c3_outcome *out,
+		   const struct c3_env *env, struct c3_batch_info *info);
+
+/* The baseline for benchmarks: the bare syscall in a loop, in the calling process. */
+int64_t c3_raw_loop(const void *args, uint64_t size, uint32_t iterations, int reap);
+
+/* The raw syscall; a child returns nowhere: it exits on the spot. */
+long c3_clone3(void *args, uint64_t size);
+
+#endif

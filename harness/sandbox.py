@@ -1,0 +1,155 @@
+"""Running cases for real: batches of cases through the sandboxed C executor.
+
+:class:`Sandbox` is the one way the rest of clone3-fuzz calls clone3. It splits work into
+batches, gives each batch a fresh process tree (see ``harness/c/sandbox.c``), provides the
+resources cases name (a scratch cgroup v2 directory), and never loses an outcome: a batch
+cut short by a signal is resumed, and ^C raises :class:`Interrupted` carrying every
+outcome obtained so far. Nothing here forks from Python, so it is safe under atheris.
+"""
+
+from __future__ import annotations
+
+import errno
+import itertools
+import os
+import time
+from typing import Callable, Sequence
+
+from ._executor import ffi, lib
+from .case import Case
+from .executor import Outcome, decode_outcome, encode_batch
+
+ISOLATION = {lib.C3_ISO_PIDNS: "pidns", lib.C3_ISO_USERNS: "userns+pidns", lib.C3_ISO_SUBREAPER: "subreaper"}
+DEFAULT_TIMEOUT_MS = 2000
+DEFAULT_BATCH = 4096
+
+Progress = Callable[[int, int], None]
+
+
+class HarnessError(RuntimeError):
+    """The harness itself failed (not the kernel under test); the message is one line."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """^C during a run; ``outcomes`` holds every outcome obtained (None for the rest)."""
+
+    def __init__(self, outcomes: list[Outcome | None]) -> None:
+        super().__init__("interrupted")
+        self.outcomes = outcomes
+
+
+def cgroup2_mount() -> str | None:
+    """Where the cgroup v2 hierarchy is mounted (``/sys/fs/cgroup`` or, on hybrid
+    systems, ``/sys/fs/cgroup/unified``), or None."""
+    try:
+        with open("/proc/self/mountinfo") as f:
+            for line in f:
+                left, _, right = line.partition(" - ")
+                if right.split(" ", 1)[0] == "cgroup2":
+                    return left.split()[4]
+    except OSError:
+        pass
+    return None
+
+
+class ScratchCgroup:
+    """A cgroup v2 directory made for one run and removed after it; ``fd`` is open on it."""
+
+    _serial = itertools.count()
+
+    def __init__(self) -> None:
+        mount = cgroup2_mount()
+        if mount is None:
+            raise HarnessError("cgroup2: no cgroup v2 hierarchy is mounted (needed by \"cgroup\": \"cgroup2\")")
+        own = ""
+        try:
+            with open("/proc/self/cgroup") as f:
+                own = next((line.split("::", 1)[1].strip() for line in f if line.startswith("0::")), "")
+        except OSError:
+            pass
+        name = f"clone3-fuzz-{os.getpid()}-{next(self._serial)}"
+        # Our own cgroup first (it may be delegated to us), then the root of the hierarchy.
+        for parent in dict.fromkeys((os.path.join(mount, own.lstrip("/")), mount)):
+            path = os.path.join(parent, name)
+            try:
+                os.mkdir(path)
+            except OSError:
+                continue
+            self.path = path
+            self.fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+            return
+        raise HarnessError(f"cgroup2: cannot create a scratch directory under {mount} (needed by \"cgroup\": \"cgroup2\")")
+
+    def close(self) -> None:
+        os.close(self.fd)
+        # The batch's processes are gone, but the kernel may take a moment to notice.
+        for _ in range(50):
+            try:
+                os.rmdir(self.path)
+                return
+            except OSError as e:
+                if e.errno != errno.EBUSY:
+                    return
+                time.sleep(0.01)
+
+
+class Sandbox:
+    """Runs cases through the executor, ``batch_size`` cases per executor process tree.
+
+    ``timeout_ms`` bounds one case: an executor that makes no progress for that long is
+    killed and its case recorded as ``harness-timeout``. ``progress(done, total)`` is
+    called after each batch.
+    """
+
+    def __init__(self, timeout_ms: int = DEFAULT_TIMEOUT_MS, batch_size: int = DEFAULT_BATCH,
+                 progress: Progress | None = None) -> None:
+        if timeout_ms < 1 or batch_size < 1:
+            raise ValueError("timeout_ms and batch_size must be positive")
+        self.timeout_ms = timeout_ms
+        self.batch_size = batch_size
+        self.progress = progress
+        self.isolation: str | None = None
+        self.executors = 0
+
+    def run(self, cases: Sequence[Case]) -> list[Outcome]:
+        """One outcome per case, in order. Raises :class:`HarnessError` or
+        :class:`Interrupted`."""
+        results: list[Outcome | None] = [None] * len(cases)
+        cgroup = ScratchCgroup() if any(c.needs_cgroup for c in cases) else None
+        try:
+            for start in range(0, len(cases), self.batch_size):
+                chunk = range(start, min(start + self.batch_size, len(cases)))
+                self._run_batch(cases, chunk, results, cgroup.fd if cgroup else -1)
+                if self.progress:
+                    self.progress(chunk.stop, len(cases))
+        except KeyboardInterrupt:
+            raise Interrupted(results) from None
+        finally:
+            if cgroup:
+                cgroup.close()
+        return results  # type: ignore[return-value]  # every slot is filled by now
+
+    def _run_batch(self, cases: Sequence[Case], indices: range, results: list[Outcome | None], cgroup_fd: int) -> None:
+        env = ffi.new("struct c3_env *", {"cgroup_fd": cgroup_fd, "timeout_ms": self.timeout_ms})
+        info = ffi.new("struct c3_batch_info *")
+        pending = list(indices)
+        while pending:
+            blob = encode_batch(cases[i] for i in pending)
+            out = ffi.new("struct c3_outcome[]", len(pending))
+            try:
+                rc = lib.c3_sandbox_run(blob, len(blob), len(pending), out, env, info)
+            finally:
+                # Before any KeyboardInterrupt propagates: keep what the batch found.
+                for j, i in enumerate(pending):
+                    results[i] = decode_outcome(out[j]) or results[i]
+            self.isolation = ISOLATION.get(info.isolation, self.isolation)
+            self.executors += info.executors
+            if rc not in (0, -errno.EINTR):
+                raise HarnessError(f"sandbox: cannot start the executor's process tree: {os.strerror(-rc)}")
+            if info.error:
+                raise HarnessError(f"executor: {os.strerror(info.error)}")
+            still = [i for i in pending if results[i] is None]
+            if rc == 0 and still:
+                raise HarnessError(f"executor: stopped with {len(still)} cases not run")
+            # -EINTR: a signal for this process cut the batch short; resume where it stopped.
+            pending = still
