@@ -39,7 +39,7 @@ int c3_execute(const uint8_t *blob, size_t len, uint32_t first, uint32_t n,
                struct c3_outcome *out, volatile uint32_t *cursor, const struct c3_env *env);
 int c3_sandbox_run(const uint8_t *blob, size_t len, uint32_t n, struct c3_outcome *out,
                    const struct c3_env *env, struct c3_batch_info *info);
-int64_t c3_raw_loop(const void *args, uint64_t size, uint32_t iterations, int reap);
+int64_t c3_baseline(const void *args, uint64_t size, uint32_t iterations, int reap);
 """
 
 ffibuilder = FFI()

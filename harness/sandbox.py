@@ -93,6 +93,15 @@ class ScratchCgroup:
                 time.sleep(0.01)
 
 
+def run_blob(blob: bytes, out: ffi.CData, info: ffi.CData, cgroup_fd: int = -1,
+             timeout_ms: int = DEFAULT_TIMEOUT_MS) -> int:
+    """One encoded batch through one sandboxed executor tree, outcomes into ``out`` (a
+    ``struct c3_outcome[]`` as long as the batch). Returns 0, -EINTR when a signal for
+    this process cut it short, or another -errno when the tree could not start."""
+    env = ffi.new("struct c3_env *", {"cgroup_fd": cgroup_fd, "timeout_ms": timeout_ms})
+    return lib.c3_sandbox_run(blob, len(blob), len(out), out, env, info)
+
+
 class Sandbox:
     """Runs cases through the executor, ``batch_size`` cases per executor process tree.
 
@@ -130,14 +139,13 @@ class Sandbox:
         return results  # type: ignore[return-value]  # every slot is filled by now
 
     def _run_batch(self, cases: Sequence[Case], indices: range, results: list[Outcome | None], cgroup_fd: int) -> None:
-        env = ffi.new("struct c3_env *", {"cgroup_fd": cgroup_fd, "timeout_ms": self.timeout_ms})
-        info = ffi.new("struct c3_batch_info *")
         pending = list(indices)
         while pending:
             blob = encode_batch(cases[i] for i in pending)
             out = ffi.new("struct c3_outcome[]", len(pending))
+            info = ffi.new("struct c3_batch_info *")
             try:
-                rc = lib.c3_sandbox_run(blob, len(blob), len(pending), out, env, info)
+                rc = run_blob(blob, out, info, cgroup_fd, self.timeout_ms)
             finally:
                 # Before any KeyboardInterrupt propagates: keep what the batch found.
                 for j, i in enumerate(pending):

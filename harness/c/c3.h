@@ -92,8 +92,8 @@ int c3_execute(const uint8_t *blob, size_t len, uint32_t first, uint32_t n,
 int c3_sandbox_run(const uint8_t *blob, size_t len, uint32_t n, struct c3_outcome *out,
 		   const struct c3_env *env, struct c3_batch_info *info);
 
-/* The baseline for benchmarks: the bare syscall in a loop, in the calling process. */
-int64_t c3_raw_loop(const void *args, uint64_t size, uint32_t iterations, int reap);
+/* The baseline for benchmarks: the bare syscall in a loop; see sandbox.c. */
+int64_t c3_baseline(const void *args, uint64_t size, uint32_t iterations, int reap);
 
 /* The raw syscall; a child returns nowhere: it exits on the spot. */
 long c3_clone3(void *args, uint64_t size);

@@ -12,7 +12,6 @@
 #include <sys/mman.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "c3.h"
@@ -285,19 +284,4 @@ int c3_execute(const uint8_t *blob, size_t len, uint32_t first, uint32_t n,
 	}
 	*cursor = n;
 	return 0;
-}
-
-int64_t c3_raw_loop(const void *args, uint64_t size, uint32_t iterations, int reap)
-{
-	struct timespec t0, t1;
-
-	clock_gettime(CLOCK_MONOTONIC, &t0);
-	for (uint32_t i = 0; i < iterations; i++) {
-		long ret = c3_clone3((void *)args, size);
-
-		if (reap && ret > 0)
-			waitpid((pid_t)ret, NULL, __WALL);
-	}
-	clock_gettime(CLOCK_MONOTONIC, &t1);
-	return (int64_t)(t1.tv_sec - t0.tv_sec) * 1000000000 + (t1.tv_nsec - t0.tv_nsec);
 }

@@ -1,0 +1,161 @@
+"""The ``clone3-fuzz`` command line.
+
+Exit status: 0 when the work ran; 2 on bad input or a harness failure (one line on
+stderr naming the culprit); 130 after ^C, with every result obtained so far printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Callable, Iterable, NoReturn, Sequence
+
+from . import bench, probe
+from .case import Case, CaseError, loads, read_jsonl
+from .executor import Outcome
+from .sandbox import DEFAULT_BATCH, DEFAULT_TIMEOUT_MS, HarnessError, Interrupted, Sandbox
+
+EXIT_OK, EXIT_USAGE, EXIT_INTERRUPTED = 0, 2, 130
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def _die(message: str) -> NoReturn:
+    print(f"clone3-fuzz: {message}", file=sys.stderr)
+    raise SystemExit(EXIT_USAGE)
+
+
+def _progress(label: str) -> Callable[[int, int], None] | None:
+    if not sys.stderr.isatty():
+        return None
+
+    def show(done: int, total: int) -> None:
+        end = "\n" if done == total else ""
+        print(f"\r{label}: {done}/{total} cases", end=end, file=sys.stderr, flush=True)
+
+    return show
+
+
+def _sandbox(args: argparse.Namespace, label: str) -> Sandbox:
+    return Sandbox(timeout_ms=args.timeout_ms, batch_size=args.batch, progress=_progress(label))
+
+
+def _gather(args: argparse.Namespace) -> list[tuple[str, Case]]:
+    """Every case named on the command line, or the error of each bad one."""
+    found: list[tuple[str, Case | CaseError]] = []
+    for number, text in enumerate(args.cases, 1):
+        if text == "-":
+            found.extend(read_jsonl(sys.stdin, "<stdin>"))
+            continue
+        try:
+            found.append((f"arg:{number}", loads(text)))
+        except CaseError as e:
+            found.append((f"arg:{number}", e.located(f"arg:{number}")))
+    for path in args.file:
+        try:
+            with open(path) as stream:
+                found.extend(read_jsonl(stream, path))
+        except OSError as e:
+            _die(f"{path}: {e.strerror}")
+    errors = [item for _, item in found if isinstance(item, CaseError)]
+    for error in errors:
+        print(f"clone3-fuzz: {error}", file=sys.stderr)
+    if errors:
+        raise SystemExit(EXIT_USAGE)
+    if not found:
+        _die("run: no cases given (CASE_JSON, -f FILE or - for stdin)")
+    return found  # type: ignore[return-value]  # no CaseError is left
+
+
+def _print_results(pairs: Iterable[tuple[tuple[str, Case], Outcome | None]], as_json: bool) -> None:
+    for (where, case), outcome in pairs:
+        if outcome is None:
+            continue
+        if as_json:
+            print(json.dumps({"where": where, "case": case.to_json(), "observed": outcome.observed,
+                              "detail": outcome.detail}))
+        else:
+            detail = f"  ({outcome.detail})" if outcome.observed.startswith("harness") else ""
+            print(f"{outcome.observed:<16} {case.dumps()}{detail}")
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    named = _gather(args)
+    try:
+        outcomes: Sequence[Outcome | None] = _sandbox(args, "run").run([case for _, case in named])
+    except Interrupted as stop:
+        _print_results(zip(named, stop.outcomes), args.json)
+        done = sum(o is not None for o in stop.outcomes)
+        print(f"clone3-fuzz: interrupted after {done} of {len(named)} cases", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    _print_results(zip(named, outcomes), args.json)
+    return EXIT_OK
+
+
+def cmd_probe(args: argparse.Namespace) -> int:
+    result = probe.probe(_sandbox(args, "probe")).to_json()
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return EXIT_OK
+    privilege = result.pop("privilege")
+    for key, value in [*result.items(), *privilege.items()]:
+        print(f"{key + ':':<26}{' '.join(value) if isinstance(value, list) else value}")
+    return EXIT_OK
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    measures = bench.run(args.scale)
+    if args.json:
+        print(json.dumps({
+            "kinds": {m.kind: {"cases": m.cases, "raw_rate": m.raw_rate, "encode_rate": m.encode_rate,
+                               "batch_rate": m.batch_rate, "decode_rate": m.decode_rate} for m in measures},
+            "ratios": {m.kind: m.ratio for m in measures},
+            "targets": {m.kind: m.target for m in measures},
+        }, indent=2))
+        return EXIT_OK
+    print(f"{'kind':<18}{'cases':>8}{'raw/s':>12}{'batch/s':>12}{'ratio':>7}{'target':>8}{'encode/s':>11}{'decode/s':>11}")
+    for m in measures:
+        print(f"{m.kind:<18}{m.cases:>8}{m.raw_rate:>12.0f}{m.batch_rate:>12.0f}{m.ratio:>7.2f}"
+              f"{m.target:>8.2f}{m.encode_rate:>11.0f}{m.decode_rate:>11.0f}")
+    return EXIT_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="clone3-fuzz", description="Check the running kernel's clone3 against its contract.")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    def command(name: str, text: str) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, help=text, description=text)
+        sub.add_argument("--json", action="store_true", help="machine-readable output")
+        sub.add_argument("--timeout-ms", type=int, default=DEFAULT_TIMEOUT_MS, metavar="MS",
+                         help=f"kill a case's executor after MS without progress (default {DEFAULT_TIMEOUT_MS})")
+        sub.add_argument("--batch", type=int, default=DEFAULT_BATCH, metavar="N",
+                         help=f"cases per executor process tree (default {DEFAULT_BATCH})")
+        return sub
+
+    command("probe", "what this kernel's clone3 does, and who is calling").set_defaults(func=cmd_probe)
+    run = command("run", "run cases for real and print what each call returned")
+    run.add_argument("cases", nargs="*", metavar="CASE_JSON", help="a case as a JSON object; - reads JSON Lines from stdin")
+    run.add_argument("-f", "--file", action="append", default=[], metavar="FILE", help="a JSON Lines file of cases")
+    run.set_defaults(func=cmd_run)
+    b = command("bench", "executor speed beside a bare clone3 loop, in one run")
+    b.add_argument("--scale", type=float, default=1.0, help="multiply the case counts (default 1.0)")
+    b.set_defaults(func=cmd_bench)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.timeout_ms < 1 or args.batch < 1:
+        _die("--timeout-ms and --batch take a positive number")
+    try:
+        return int(args.func(args))
+    except HarnessError as e:
+        _die(str(e))
+    except KeyboardInterrupt:
+        print("clone3-fuzz: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
