@@ -30,7 +30,7 @@ CDEF = """
 #define C3_MAX_SET_TID ...
 
 struct c3_case { uint64_t size; uint32_t nbytes; uint32_t readable; uint16_t memory;
-                 uint16_t nset_tid; uint8_t ref[11]; uint8_t pad[1]; };
+                 uint16_t nset_tid; uint8_t ref[11]; uint8_t nrefs; };
 struct c3_outcome { int64_t ret; uint32_t kind; int32_t status; int32_t child_signal; int32_t pad; };
 struct c3_env { int32_t cgroup_fd; uint32_t timeout_ms; };
 struct c3_batch_info { int32_t isolation; int32_t error; uint32_t executors; uint32_t done; };

@@ -30,7 +30,7 @@ _REF = {
     SET_TID_LIST: lib.C3_REF_SET_TID_LIST,
     CGROUP_RESOURCE: lib.C3_REF_CGROUP2,
 }
-_HEADER = struct.Struct("=QIIHH11sx")
+_HEADER = struct.Struct("=QIIHH11sB")
 assert _HEADER.size == ffi.sizeof("struct c3_case")
 assert (MAX_IMAGE, MAX_SET_TID, len(abi.FIELDS)) == (lib.C3_MAX_IMAGE, lib.C3_MAX_SET_TID, lib.C3_NFIELDS)
 
@@ -44,7 +44,8 @@ def encode_case(case: Case) -> bytes:
     image = case.image()
     refs = bytes(_REF.get(case.refs.get(name, ""), lib.C3_REF_LITERAL) for name in abi.FIELDS)
     readable = case.placed_readable if case.memory == "guard" else 0
-    header = _HEADER.pack(case.size, len(image), readable, _MEMORY[case.memory], len(case.set_tid_pids), refs)
+    header = _HEADER.pack(case.size, len(image), readable, _MEMORY[case.memory], len(case.set_tid_pids), refs,
+                          sum(r != lib.C3_REF_LITERAL for r in refs))
     pids = struct.pack(f"={len(case.set_tid_pids)}i", *case.set_tid_pids)
     return header + _pad8(image) + _pad8(pids)
 

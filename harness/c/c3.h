@@ -59,7 +59,7 @@ struct c3_case {
 	uint16_t memory;         /* C3_MEM_* */
 	uint16_t nset_tid;       /* pids that follow the image */
 	uint8_t ref[C3_NFIELDS]; /* C3_REF_* per field, in uapi order */
-	uint8_t pad[1];
+	uint8_t nrefs;           /* how many of ref[] are not C3_REF_LITERAL */
 };
 _Static_assert(sizeof(struct c3_case) == 32, "the wire header is 32 bytes");
 

@@ -166,7 +166,7 @@ static uint8_t *place(const struct c3_case *c, const uint8_t *image, const int32
 			memset(buf + len, 0, arena.mapped_dirty - len);
 		arena.mapped_dirty = len;
 	}
-	for (int f = 0; f < C3_NFIELDS; f++) {
+	for (int f = 0; f < C3_NFIELDS && c->nrefs; f++) {
 		size_t off = (size_t)f * 8;
 		uint64_t v;
 
@@ -275,7 +275,6 @@ int c3_execute(const uint8_t *blob, size_t len, uint32_t first, uint32_t n,
 		buf = place(c, image, pids, env, &readable);
 		exit_signal = read_field(buf, readable, OFF_EXIT_SIGNAL);
 		out[i].child_signal = exit_signal <= INT32_MAX ? (int32_t)exit_signal : -1;
-		__atomic_thread_fence(__ATOMIC_SEQ_CST);
 		ret = c3_clone3(buf, c->size);
 		out[i].ret = ret;
 		if (ret > 0)
