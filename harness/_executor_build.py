@@ -37,8 +37,11 @@ struct c3_batch_info { int32_t isolation; int32_t error; uint32_t executors; uin
 
 int c3_execute(const uint8_t *blob, size_t len, uint32_t first, uint32_t n,
                struct c3_outcome *out, volatile uint32_t *cursor, const struct c3_env *env);
-int c3_sandbox_run(const uint8_t *blob, size_t len, uint32_t n, struct c3_outcome *out,
-                   const struct c3_env *env, struct c3_batch_info *info);
+struct c3_tree;
+struct c3_tree *c3_tree_start(const uint8_t *blob, size_t len, uint32_t n, const struct c3_env *env,
+                              int *err);
+int c3_tree_wait(struct c3_tree *t);
+void c3_tree_finish(struct c3_tree *t, struct c3_outcome *out, struct c3_batch_info *info, int stop);
 int64_t c3_baseline(const void *args, uint64_t size, uint32_t iterations, int reap);
 """
 

@@ -61,9 +61,9 @@ def measure(kind: str, count: int) -> Measure:
     blob, encode_s = _timed(lambda: encode_batch([case] * count))
     out = ffi.new("struct c3_outcome[]", count)
     info = ffi.new("struct c3_batch_info *")
-    rc, batch_s = _timed(lambda: run_blob(blob, out, info))
-    if rc or info.error or info.done != count:
-        raise HarnessError(f"bench: the {kind} batch did not complete (rc {rc}, errno {info.error})")
+    _, batch_s = _timed(lambda: run_blob(blob, out, info))
+    if info.error or info.done != count:
+        raise HarnessError(f"bench: the {kind} batch did not complete (errno {info.error})")
     outcomes, decode_s = _timed(lambda: [decode_outcome(out[i]) for i in range(count)])
     expected = "success" if reap else None
     if reap and any(o is None or o.observed != expected for o in outcomes):

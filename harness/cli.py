@@ -41,7 +41,7 @@ def _progress(label: str) -> Callable[[int, int], None] | None:
 
 
 def _sandbox(args: argparse.Namespace, label: str) -> Sandbox:
-    return Sandbox(timeout_ms=args.timeout_ms, batch_size=args.batch, progress=_progress(label))
+    return Sandbox(timeout_ms=args.timeout_ms, batch_size=args.batch, progress=_progress(label), cgroup=args.cgroup)
 
 
 def _gather(args: argparse.Namespace) -> list[tuple[str, Case]]:
@@ -135,6 +135,8 @@ def build_parser() -> argparse.ArgumentParser:
                          help=f"kill a case's executor after MS without progress (default {DEFAULT_TIMEOUT_MS})")
         sub.add_argument("--batch", type=int, default=DEFAULT_BATCH, metavar="N",
                          help=f"cases per executor process tree (default {DEFAULT_BATCH})")
+        sub.add_argument("--cgroup", metavar="DIR",
+                         help="the cgroup v2 directory that \"cgroup\": \"cgroup2\" opens (default: a scratch one)")
         return sub
 
     command("probe", "what this kernel's clone3 does, and who is calling").set_defaults(func=cmd_probe)

@@ -53,11 +53,19 @@ def cgroup2_mount() -> str | None:
 
 
 class ScratchCgroup:
-    """A cgroup v2 directory made for one run and removed after it; ``fd`` is open on it."""
+    """A cgroup v2 directory made for one run and removed after it; ``fd`` is open on it.
+    Given ``path``, an existing directory is used (and kept) instead."""
 
     _serial = itertools.count()
 
-    def __init__(self) -> None:
+    def __init__(self, path: str | None = None) -> None:
+        self.owned = path is None
+        if path is not None:
+            try:
+                self.path, self.fd = path, os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+            except OSError as e:
+                raise HarnessError(f"cgroup: {path}: {e.strerror}") from None
+            return
         mount = cgroup2_mount()
         if mount is None:
             raise HarnessError("cgroup2: no cgroup v2 hierarchy is mounted (needed by \"cgroup\": \"cgroup2\")")
@@ -82,6 +90,8 @@ class ScratchCgroup:
 
     def close(self) -> None:
         os.close(self.fd)
+        if not self.owned:
+            return
         # The batch's processes are gone, but the kernel may take a moment to notice.
         for _ in range(50):
             try:
@@ -94,12 +104,27 @@ class ScratchCgroup:
 
 
 def run_blob(blob: bytes, out: ffi.CData, info: ffi.CData, cgroup_fd: int = -1,
-             timeout_ms: int = DEFAULT_TIMEOUT_MS) -> int:
+             timeout_ms: int = DEFAULT_TIMEOUT_MS) -> None:
     """One encoded batch through one sandboxed executor tree, outcomes into ``out`` (a
-    ``struct c3_outcome[]`` as long as the batch). Returns 0, -EINTR when a signal for
-    this process cut it short, or another -errno when the tree could not start."""
+    ``struct c3_outcome[]`` as long as the batch) and ``info``.
+
+    Signals for this process are handled while the batch runs; one whose handler raises
+    (^C) stops the batch, and ``out`` then holds every outcome obtained before it.
+    Raises :class:`HarnessError` when the tree cannot start.
+    """
     env = ffi.new("struct c3_env *", {"cgroup_fd": cgroup_fd, "timeout_ms": timeout_ms})
-    return lib.c3_sandbox_run(blob, len(blob), len(out), out, env, info)
+    err = ffi.new("int *")
+    tree = lib.c3_tree_start(blob, len(blob), len(out), env, err)
+    if tree == ffi.NULL:
+        raise HarnessError(f"sandbox: cannot start the executor's process tree: {os.strerror(-err[0])}")
+    stop = 1
+    try:
+        # Python runs pending signal handlers between two waits; the batch goes on.
+        while lib.c3_tree_wait(tree) == -errno.EINTR:
+            pass
+        stop = 0
+    finally:
+        lib.c3_tree_finish(tree, out, info, stop)
 
 
 class Sandbox:
@@ -107,16 +132,18 @@ class Sandbox:
 
     ``timeout_ms`` bounds one case: an executor that makes no progress for that long is
     killed and its case recorded as ``harness-timeout``. ``progress(done, total)`` is
-    called after each batch.
+    called after each batch. ``cgroup`` names the directory that ``"cgroup": "cgroup2"``
+    opens; by default a scratch one is made for each run.
     """
 
     def __init__(self, timeout_ms: int = DEFAULT_TIMEOUT_MS, batch_size: int = DEFAULT_BATCH,
-                 progress: Progress | None = None) -> None:
+                 progress: Progress | None = None, cgroup: str | None = None) -> None:
         if timeout_ms < 1 or batch_size < 1:
             raise ValueError("timeout_ms and batch_size must be positive")
         self.timeout_ms = timeout_ms
         self.batch_size = batch_size
         self.progress = progress
+        self.cgroup = cgroup
         self.isolation: str | None = None
         self.executors = 0
 
@@ -124,7 +151,7 @@ class Sandbox:
         """One outcome per case, in order. Raises :class:`HarnessError` or
         :class:`Interrupted`."""
         results: list[Outcome | None] = [None] * len(cases)
-        cgroup = ScratchCgroup() if any(c.needs_cgroup for c in cases) else None
+        cgroup = ScratchCgroup(self.cgroup) if any(c.needs_cgroup for c in cases) else None
         try:
             for start in range(0, len(cases), self.batch_size):
                 chunk = range(start, min(start + self.batch_size, len(cases)))
@@ -139,25 +166,18 @@ class Sandbox:
         return results  # type: ignore[return-value]  # every slot is filled by now
 
     def _run_batch(self, cases: Sequence[Case], indices: range, results: list[Outcome | None], cgroup_fd: int) -> None:
-        pending = list(indices)
-        while pending:
-            blob = encode_batch(cases[i] for i in pending)
-            out = ffi.new("struct c3_outcome[]", len(pending))
-            info = ffi.new("struct c3_batch_info *")
-            try:
-                rc = run_blob(blob, out, info, cgroup_fd, self.timeout_ms)
-            finally:
-                # Before any KeyboardInterrupt propagates: keep what the batch found.
-                for j, i in enumerate(pending):
-                    results[i] = decode_outcome(out[j]) or results[i]
-            self.isolation = ISOLATION.get(info.isolation, self.isolation)
-            self.executors += info.executors
-            if rc not in (0, -errno.EINTR):
-                raise HarnessError(f"sandbox: cannot start the executor's process tree: {os.strerror(-rc)}")
-            if info.error:
-                raise HarnessError(f"executor: {os.strerror(info.error)}")
-            still = [i for i in pending if results[i] is None]
-            if rc == 0 and still:
-                raise HarnessError(f"executor: stopped with {len(still)} cases not run")
-            # -EINTR: a signal for this process cut the batch short; resume where it stopped.
-            pending = still
+        blob = encode_batch(cases[i] for i in indices)
+        out = ffi.new("struct c3_outcome[]", len(indices))
+        info = ffi.new("struct c3_batch_info *")
+        try:
+            run_blob(blob, out, info, cgroup_fd, self.timeout_ms)
+        finally:
+            # Before any KeyboardInterrupt propagates: keep what the batch found.
+            for j, i in enumerate(indices):
+                results[i] = decode_outcome(out[j])
+        self.isolation = ISOLATION.get(info.isolation, self.isolation)
+        self.executors += info.executors
+        if info.error:
+            raise HarnessError(f"executor: {os.strerror(info.error)}")
+        if info.done != len(indices):
+            raise HarnessError(f"executor: stopped with {len(indices) - info.done} cases not run")

@@ -88,9 +88,12 @@ struct c3_batch_info {
 int c3_execute(const uint8_t *blob, size_t len, uint32_t first, uint32_t n,
 	       struct c3_outcome *out, volatile uint32_t *cursor, const struct c3_env *env);
 
-/* Runs the whole batch in a sandboxed executor process; see sandbox.c. */
-int c3_sandbox_run(const uint8_t *blob, size_t len, uint32_t n, struct c3_outcome *out,
-		   const struct c3_env *env, struct c3_batch_info *info);
+/* Runs a batch in a sandboxed executor process tree; see sandbox.c. */
+struct c3_tree;
+struct c3_tree *c3_tree_start(const uint8_t *blob, size_t len, uint32_t n, const struct c3_env *env,
+			      int *err);
+int c3_tree_wait(struct c3_tree *t);
+void c3_tree_finish(struct c3_tree *t, struct c3_outcome *out, struct c3_batch_info *info, int stop);
 
 /* The baseline for benchmarks: the bare syscall in a loop; see sandbox.c. */
 int64_t c3_baseline(const void *args, uint64_t size, uint32_t iterations, int reap);

@@ -321,44 +321,76 @@ static pid_t start_reaper(struct shared *sh, const uint8_t *blob, size_t len, ui
 	return -EPERM;
 }
 
-int c3_sandbox_run(const uint8_t *blob, size_t len, uint32_t n, struct c3_outcome *out,
-		   const struct c3_env *env, struct c3_batch_info *info)
-{
-	size_t shlen = sizeof(struct shared) + (size_t)n * sizeof(struct c3_outcome);
-	/* Populated now: faulting the pages in one by one during the batch costs more. */
-	struct shared *sh = mmap(NULL, shlen, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
-	int interrupted = 0;
-	siginfo_t si;
+/* A running batch, from c3_tree_start() to c3_tree_finish(). */
+struct c3_tree {
+	struct shared *sh;
+	size_t shlen;
+	uint32_t n;
+	int32_t isolation;
 	pid_t reaper;
+};
 
-	memset(info, 0, sizeof(*info));
-	if (sh == MAP_FAILED)
-		return -errno;
-	reaper = start_reaper(sh, blob, len, n, env, &info->isolation);
-	if (reaper < 0) {
-		munmap(sh, shlen);
-		return reaper;
+struct c3_tree *c3_tree_start(const uint8_t *blob, size_t len, uint32_t n, const struct c3_env *env,
+			      int *err)
+{
+	struct c3_tree *t = calloc(1, sizeof(*t));
+
+	if (!t) {
+		*err = -ENOMEM;
+		return NULL;
 	}
+	t->n = n;
+	t->shlen = sizeof(struct shared) + (size_t)n * sizeof(struct c3_outcome);
+	/* Populated now: faulting the pages in one by one during the batch costs more. */
+	t->sh = mmap(NULL, t->shlen, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+	if (t->sh == MAP_FAILED) {
+		*err = -errno;
+		free(t);
+		return NULL;
+	}
+	t->reaper = start_reaper(t->sh, blob, len, n, env, &t->isolation);
+	if (t->reaper < 0) {
+		*err = t->reaper;
+		munmap(t->sh, t->shlen);
+		free(t);
+		return NULL;
+	}
+	*err = 0;
+	return t;
+}
+
+/*
+ * Waits for the batch to end. -EINTR means a signal for the caller arrived first (^C, a
+ * fuzzer's alarm): the batch keeps running, and the caller may run its handlers and wait
+ * again, or give up with c3_tree_finish(t, ..., 1).
+ */
+int c3_tree_wait(struct c3_tree *t)
+{
+	siginfo_t si;
+
 	/* WNOWAIT keeps the reaper a zombie, so its pid (and process group) cannot be reused
-	 * before we have killed whatever is left in its group. */
-	while (waitid(P_PID, (id_t)reaper, &si, WEXITED | WNOWAIT) < 0) {
-		if (errno != EINTR)
-			break;
-		/* A signal for the caller (^C, a fuzzer's alarm): stop here and let the caller
-		 * decide; the outcomes so far are kept. */
-		kill(reaper, SIGKILL);
-		interrupted = 1;
-	}
+	 * before c3_tree_finish() has killed whatever is left in its group. */
+	if (waitid(P_PID, (id_t)t->reaper, &si, WEXITED | WNOWAIT) == 0)
+		return 0;
+	return -errno;
+}
+
+void c3_tree_finish(struct c3_tree *t, struct c3_outcome *out, struct c3_batch_info *info, int stop)
+{
+	if (stop)
+		kill(t->reaper, SIGKILL);
 	/* Without a pid namespace the kernel does not kill the leftovers for us. */
-	kill(-reaper, SIGKILL);
-	waitpid(reaper, NULL, __WALL);
-	memcpy(out, sh->out, (size_t)n * sizeof(struct c3_outcome));
-	info->error = sh->error;
-	info->executors = sh->executors;
-	for (uint32_t i = 0; i < n; i++)
+	kill(-t->reaper, SIGKILL);
+	waitpid(t->reaper, NULL, __WALL);
+	memcpy(out, t->sh->out, (size_t)t->n * sizeof(struct c3_outcome));
+	memset(info, 0, sizeof(*info));
+	info->isolation = t->isolation;
+	info->error = t->sh->error;
+	info->executors = t->sh->executors;
+	for (uint32_t i = 0; i < t->n; i++)
 		info->done += out[i].kind != C3_OUT_PENDING;
-	munmap(sh, shlen);
-	return interrupted ? -EINTR : 0;
+	munmap(t->sh, t->shlen);
+	free(t);
 }
 
 /*
