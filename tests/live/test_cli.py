@@ -1,0 +1,110 @@
+"""The command line, as a user runs it: as this user and as uid 65534."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+NOBODY = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all"]
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def clone3_fuzz(*args: str, prefix: tuple[str, ...] = (), stdin: str = "") -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*prefix, sys.executable, "-m", "harness", *args], input=stdin, capture_output=True,
+                          text=True, timeout=120, cwd=ROOT)
+
+
+def test_run_prints_case_and_outcome() -> None:
+    done = clone3_fuzz("run", '{"size": 4097}', '{"size": 64, "memory": "guard"}')
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == ['E2BIG            {"size":4097}', 'success          {"size":64,"memory":"guard"}']
+
+
+def test_run_json_from_a_file_and_stdin(tmp_path: Path) -> None:
+    cases = tmp_path / "cases.jsonl"
+    cases.write_text('# comment\n{"size": 63}\n{"size": 88, "flags": "CLONE_DETACHED"}\n')
+    done = clone3_fuzz("run", "--json", "-f", str(cases), "-", stdin='{"size": 96, "tail": {"88": 1}}\n')
+    assert done.returncode == 0, done.stderr
+    rows = [json.loads(line) for line in done.stdout.splitlines()]
+    assert [(r["where"], r["observed"]) for r in rows] == [
+        ("<stdin>:1", "E2BIG"), (f"{cases}:2", "EINVAL"), (f"{cases}:3", "EINVAL")]
+    assert rows[2]["case"] == {"size": 88, "flags": "CLONE_DETACHED"}
+
+
+def test_bad_input_names_the_case_and_runs_nothing(tmp_path: Path) -> None:
+    cases = tmp_path / "bad.jsonl"
+    cases.write_text('{"size": 88}\n{"size": 88, "tail": {"80": 1}}\n{"size": \n')
+    done = clone3_fuzz("run", "-f", str(cases))
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr.splitlines() == [
+        f"clone3-fuzz: {cases}:2: tail: offset 80 is outside [88, 65536)",
+        f"clone3-fuzz: {cases}:3: json: Expecting value",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("run", "--frobnicate"), "unrecognized arguments: --frobnicate"),
+        (("run", "-f", "/nonexistent.jsonl"), "/nonexistent.jsonl: No such file or directory"),
+        (("run",), "no cases given"),
+        (("run", "--timeout-ms", "0", "{}"), "--timeout-ms and --batch take a positive number"),
+        (("run", "--cgroup", "/nonexistent", '{"size": 88, "cgroup": "cgroup2"}'), "cgroup: /nonexistent"),
+    ],
+)
+def test_usage_errors_are_one_line(args: tuple[str, ...], message: str) -> None:
+    done = clone3_fuzz(*args)
+    assert done.returncode == 2
+    assert len(done.stderr.splitlines()) == 1 and message in done.stderr
+
+
+def test_probe_json_describes_this_kernel() -> None:
+    done = clone3_fuzz("probe", "--json")
+    assert done.returncode == 0, done.stderr
+    probe = json.loads(done.stdout)
+    assert probe["release"] == os.uname().release
+    assert probe["clone3"] == "available"
+    assert probe["struct_size"] == 88
+    assert "CLONE_DETACHED" not in probe["accepted_flag_names"]
+    assert {"CLONE_VM", "CLONE_CLEAR_SIGHAND", "CLONE_INTO_CGROUP"} <= set(probe["accepted_flag_names"])
+
+
+def _nobody_can_run() -> str | None:
+    if os.geteuid() != 0 or shutil.which("setpriv") is None:
+        return "needs root and setpriv to switch to uid 65534"
+    done = subprocess.run([*NOBODY, sys.executable, "-c", "import harness._executor"], capture_output=True, text=True,
+                          cwd=ROOT)
+    return None if done.returncode == 0 else f"uid 65534 cannot import the checkout: {done.stderr.strip()[-200:]}"
+
+
+@pytest.fixture(scope="module")
+def nobody() -> tuple[str, ...]:
+    reason = _nobody_can_run()
+    if reason:
+        pytest.skip(reason)
+    return tuple(NOBODY)
+
+
+def test_unprivileged_probe(nobody: tuple[str, ...]) -> None:
+    done = clone3_fuzz("probe", "--json", prefix=nobody)
+    assert done.returncode == 0, done.stderr
+    probe = json.loads(done.stdout)
+    assert probe["privilege"]["euid"] == 65534 and not probe["privilege"]["cap_sys_admin"]
+    assert not probe["privilege"]["executor_cap_sys_admin"]
+    assert probe["clone3"] == "available" and probe["struct_size"] == 88
+
+
+def test_unprivileged_batch(nobody: tuple[str, ...]) -> None:
+    cases = ['{"size": 4097}', '{"size": 88, "exit_signal": 17}', '{"size": 88, "flags": "CLONE_NEWNET"}',
+             '{"size": 88, "flags": "CLONE_NEWUSER|CLONE_NEWNET"}', '{"size": 88, "set_tid": [7]}',
+             '{"size": 88, "exit_signal": "SIGKILL"}']
+    done = clone3_fuzz("run", "--json", *cases, prefix=nobody)
+    assert done.returncode == 0, done.stderr
+    observed = [json.loads(line)["observed"] for line in done.stdout.splitlines()]
+    assert observed == ["E2BIG", "success", "EPERM", "success", "EPERM", "success"]
