@@ -51,6 +51,7 @@
 #define C3_MAX_IMAGE 65536   /* the largest struct image or readable extent placed */
 #define C3_MAX_SET_TID 64    /* the longest set_tid list (the kernel takes 32) */
 #define C3_SCRATCH_SLOT 16384
+#define C3_SCRATCH_ZEROED 256 /* bytes of a slot cleared before each use (64 pids) */
 
 struct c3_case {
 	uint64_t size;           /* clone3's size argument, passed verbatim */

@@ -112,12 +112,16 @@ static uint64_t resolve(const struct c3_case *c, int field, const int32_t *pids,
 
 	switch (c->ref[field]) {
 	case C3_REF_SCRATCH:
+		/* Zeroed, so that what the kernel reads there (a set_tid array) never depends
+		 * on an earlier case. */
+		memset(slot, 0, C3_SCRATCH_ZEROED);
 		return (uintptr_t)slot;
 	case C3_REF_UNMAPPED:
 		return (uintptr_t)arena.guard;
 	case C3_REF_KERNEL:
 		return kernel_half_address();
 	case C3_REF_SET_TID_LIST:
+		memset(slot, 0, C3_SCRATCH_ZEROED);
 		memcpy(slot, pids, c->nset_tid * sizeof(int32_t));
 		return (uintptr_t)slot;
 	case C3_REF_CGROUP2:
