@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import platform
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, Callable
 
 from . import abi
 from .case import Case, parse
@@ -86,6 +86,11 @@ class Probe:
     accepted_flags: int | None  # bits the flag mask lets through
     newtime_accepted: bool | None
     pidfd_thread_accepted: bool | None
+    stack_checked: bool | None  # clone3_stack_valid() (5.4; 5.3.11)
+    pidfd_parent_tid_checked: bool | None  # pidfd == parent_tid is EINVAL (5.9)
+    exit_signal_late: bool | None  # valid_signal() in kernel_clone(), after set_tid's copy (7.1)
+    user_ptr_limit: int | None  # the highest end of a range access_ok() accepts
+    tls_limit: int | None  # the lowest CLONE_SETTLS tls that gives EPERM (None: no limit)
     privilege: Privilege
 
     def to_json(self) -> dict[str, Any]:
@@ -93,6 +98,8 @@ class Probe:
         if self.accepted_flags is not None:
             out["accepted_flags"] = hex(self.accepted_flags)
             out["accepted_flag_names"] = abi.flag_names(self.accepted_flags)
+        for key in ("user_ptr_limit", "tls_limit"):
+            out[key] = None if out[key] is None else hex(out[key])
         return out
 
 
@@ -121,6 +128,29 @@ def _mask_case(bit: int) -> Case:
     return parse({"size": abi.STRUCT_SIZE, "flags": hex(flags), "pidfd": "unmapped"})
 
 
+def _late_failure(**fields: Any) -> Case:
+    """A struct that passes the early checks or not; past them, a bad pidfd pointer fails
+    the call late (EFAULT), so nothing is created either way."""
+    flags = abi.parse_flags(fields.pop("flags", "0")) | _C["CLONE_PIDFD"]
+    return parse({"size": abi.STRUCT_SIZE, "pidfd": "unmapped", **fields, "flags": hex(flags)})
+
+
+def _boundary(sandbox: Sandbox, make: Callable[[int], Case], rejected: str) -> int | None:
+    """The lowest value that ``make`` turns into a case answered ``rejected``, searched
+    over the whole u64 range on the assumption that the answer flips once; None when even
+    the largest value is not rejected."""
+    lo, hi = 0, abi.U64_MAX
+    if sandbox.run([make(hi)])[0].observed != rejected:
+        return None
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if sandbox.run([make(mid)])[0].observed == rejected:
+            hi = mid
+        else:
+            lo = mid
+    return hi
+
+
 def probe(sandbox: Sandbox | None = None) -> Probe:
     sandbox = sandbox or Sandbox()
     page = os.sysconf("SC_PAGESIZE")
@@ -130,17 +160,32 @@ def probe(sandbox: Sandbox | None = None) -> Probe:
     base = dict(release=release, arch=platform.machine(), page_size=page)
     if exists != "EINVAL":
         return Probe(**base, clone3=exists, clone3_missing_cause=_missing_cause(exists, release, priv.seccomp),
-                     struct_size=None, accepted_flags=None, newtime_accepted=None,
-                     pidfd_thread_accepted=None, privilege=priv)
+                     struct_size=None, accepted_flags=None, newtime_accepted=None, pidfd_thread_accepted=None,
+                     stack_checked=None, pidfd_parent_tid_checked=None, exit_signal_late=None,
+                     user_ptr_limit=None, tls_limit=None, privilege=priv)
 
     offsets = range(abi.CLONE_ARGS_SIZE_VER0, min(page, 65536))
     pidfd_thread = parse({"size": abi.STRUCT_SIZE, "pidfd": "unmapped", "flags": hex(
         _C["CLONE_PIDFD"] | _C["CLONE_THREAD"] | _C["CLONE_SIGHAND"] | _C["CLONE_VM"])})
-    cases = [_tail_case(o, page) for o in offsets] + [_mask_case(1 << b) for b in range(64)] + [pidfd_thread]
+    features = [
+        pidfd_thread,
+        _late_failure(stack_size=1),  # no stack, a size: EINVAL from clone3_stack_valid()
+        _late_failure(flags="CLONE_PARENT_SETTID", parent_tid="unmapped"),  # the same pointer twice
+        # An exit_signal past _NSIG with an unreadable set_tid: which check comes first?
+        parse({"size": abi.STRUCT_SIZE, "exit_signal": 255, "set_tid": "unmapped", "set_tid_size": 1}),
+    ]
+    cases = [_tail_case(o, page) for o in offsets] + [_mask_case(1 << b) for b in range(64)] + features
     outcomes = [o.observed for o in sandbox.run(cases)]
-    tail, mask, last = outcomes[:len(offsets)], outcomes[len(offsets):-1], outcomes[-1]
+    tail, mask = outcomes[:len(offsets)], outcomes[len(offsets):len(offsets) + 64]
+    pidfd_thread_seen, stack_seen, same_pointer_seen, exit_signal_seen = outcomes[-len(features):]
     struct_size = next((o for o, seen in zip(offsets, tail) if seen == "E2BIG"), None)
     accepted = sum(1 << b for b, seen in enumerate(mask) if seen != "EINVAL")
+    user_ptr_end = _boundary(sandbox, lambda x: _late_failure(stack=hex(x), stack_size=1), "EINVAL")
+    tls_limit = _boundary(sandbox, lambda x: _late_failure(flags="CLONE_SETTLS", tls=hex(x)), "EPERM")
     return Probe(**base, clone3="available", clone3_missing_cause=None, struct_size=struct_size,
                  accepted_flags=accepted, newtime_accepted=bool(accepted & _C["CLONE_NEWTIME"]),
-                 pidfd_thread_accepted=last != "EINVAL", privilege=priv)
+                 pidfd_thread_accepted=pidfd_thread_seen != "EINVAL", stack_checked=stack_seen == "EINVAL",
+                 pidfd_parent_tid_checked=same_pointer_seen == "EINVAL", exit_signal_late=exit_signal_seen == "EFAULT",
+                 # the lowest rejected stack X (size 1) is the limit: X + 1 is the first end past it
+                 user_ptr_limit=user_ptr_end,
+                 tls_limit=tls_limit, privilege=priv)

@@ -1,0 +1,157 @@
+"""The kernel profile: everything the oracle needs to know about a kernel and its caller.
+
+A live profile comes from the running machine: measured behaviour (:mod:`harness.probe`)
+first, the version number only where nothing was measured, because stable backports move
+behaviour between releases. A named profile (``--kernel 5.5``) predicts for another
+kernel from the version alone, for this machine's architecture and caller.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import resource
+from dataclasses import asdict, dataclass, replace
+from typing import Any
+
+from . import abi
+from .probe import Probe, probe
+from .sandbox import HarnessError, Sandbox
+
+NAMESPACES = ("mnt", "uts", "ipc", "pid", "cgroup", "net", "time", "user")
+Release = tuple[int, int, int]
+
+
+@dataclass(frozen=True)
+class Profile:
+    """One kernel and one caller. Field comments name the check each field decides."""
+
+    release: str
+    version: Release
+    source: str  # "live" or "named"
+    arch: str
+    page_size: int  # size.over_page
+    nsig: int  # exit_signal.invalid: valid_signal() is exit_signal <= _NSIG
+    clone3: str  # "available", or the errno every call gets (ENOSYS from a filter, say)
+    struct_size: int  # the kernel's sizeof(struct clone_args): 64, 80 or 88
+    accepted_flags: int  # clone3_args_valid's mask, CSIGNAL and DETACHED excluded
+    pidfd_thread_accepted: bool  # 6.9: CLONE_PIDFD|CLONE_THREAD
+    stack_checked: bool  # 5.4, 5.3.11: clone3_stack_valid()
+    pidfd_parent_tid_checked: bool  # 5.9: kernel_clone() rejects pidfd == parent_tid
+    exit_signal_late: bool  # 7.1: valid_signal() moved into kernel_clone()
+    user_ptr_limit: int | None  # access_ok(): addr + size must not pass it (None: unknown)
+    tls_limit: int | None  # CLONE_SETTLS: a tls at or above it gives EPERM (None: no check)
+    cap_sys_admin: bool  # the executor's, in its own user namespace
+    cap_checkpoint_restore: bool
+    nproc_limited: bool  # RLIMIT_NPROC applies to the executor (EAGAIN possible)
+    caller_is_pidns_init: bool
+    pid_level: int  # the executor's pid namespace level
+    pid_max: int
+    namespaces: frozenset[str]  # namespace types the kernel has (CONFIG_*_NS)
+    exhausted_namespaces: frozenset[str]  # max_<type>_namespaces is 0
+    cgroup2_usable: bool
+
+    @property
+    def newtime_accepted(self) -> bool:
+        return bool(self.accepted_flags & abi.CLONE["CLONE_NEWTIME"])
+
+    @property
+    def has_autoreap(self) -> bool:
+        return bool(self.accepted_flags & abi.CLONE["CLONE_AUTOREAP"])
+
+    def to_json(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["version"] = ".".join(map(str, self.version))
+        out["accepted_flags"] = hex(self.accepted_flags)
+        for key in ("user_ptr_limit", "tls_limit"):
+            out[key] = None if out[key] is None else hex(out[key])
+        out["namespaces"] = sorted(self.namespaces)
+        out["exhausted_namespaces"] = sorted(self.exhausted_namespaces)
+        return out
+
+
+def parse_release(text: str) -> Release:
+    """(major, minor, patch) from a release string such as ``6.18.44-fc-v669`` or ``5.7``."""
+    match = re.match(r"(\d+)\.(\d+)(?:\.(\d+))?", text)
+    if not match:
+        raise ValueError(f"not a kernel version: {text!r}")
+    return int(match[1]), int(match[2]), int(match[3] or 0)
+
+
+def version_mask(version: Release) -> int:
+    """The flags clone3 accepts on a mainline kernel of this version."""
+    return sum(f.value for f in abi.FLAGS if f.clone3 is not None and f.clone3 <= version[:2])
+
+
+def version_struct_size(version: Release) -> int:
+    return max(size for since, size in abi.VERSION_SIZES if since <= version[:2])
+
+
+def _version_features(version: Release) -> dict[str, Any]:
+    return dict(
+        struct_size=version_struct_size(version),
+        accepted_flags=version_mask(version),
+        pidfd_thread_accepted=version >= (6, 9, 0),
+        stack_checked=version >= (5, 4, 0) or (version[:2] == (5, 3) and version[2] >= 11),
+        pidfd_parent_tid_checked=version >= (5, 9, 0),
+        exit_signal_late=version >= (7, 1, 0),
+    )
+
+
+def _read(path: str) -> str | None:
+    try:
+        with open(path) as f:
+            return f.read().strip()
+    except OSError:
+        return None
+
+
+def _environment(measured: Probe) -> dict[str, Any]:
+    """The caller's side, from the probe and /proc: the same whatever kernel is named."""
+    priv = measured.privilege
+    cap_eff = int(priv.capabilities, 16)
+    dropped = priv.isolation == "userns+pidns"
+    nspid = (_read("/proc/self/status") or "").split("NSpid:")[-1].split("\n")[0].split()
+    level = max(len(nspid) - 1, 0) + (priv.isolation in ("pidns", "userns+pidns"))
+    soft, _ = resource.getrlimit(resource.RLIMIT_NPROC)
+    privileged = priv.euid == 0 and not dropped
+    return dict(
+        arch=measured.arch, page_size=measured.page_size,
+        nsig=128 if measured.arch.startswith("mips") else 64,
+        cap_sys_admin=priv.executor_cap_sys_admin,
+        cap_checkpoint_restore=bool(cap_eff >> 40 & 1) and not dropped,
+        nproc_limited=soft != resource.RLIM_INFINITY and not privileged,
+        caller_is_pidns_init=False,  # the sandbox never runs cases from its reaper
+        pid_level=level, pid_max=int(_read("/proc/sys/kernel/pid_max") or 32768),
+        namespaces=frozenset(n for n in NAMESPACES if os.path.exists(f"/proc/self/ns/{n}")),
+        exhausted_namespaces=frozenset(n for n in NAMESPACES if _read(f"/proc/sys/user/max_{n}_namespaces") == "0"),
+        cgroup2_usable=priv.cgroup2_usable,
+        user_ptr_limit=measured.user_ptr_limit, tls_limit=measured.tls_limit,
+    )
+
+
+def live(sandbox: Sandbox | None = None, measured: Probe | None = None) -> Profile:
+    """The running kernel, as measured."""
+    measured = measured or probe(sandbox)
+    version = parse_release(measured.release)
+    features = _version_features(version)
+    if measured.clone3 == "available":
+        features.update(
+            struct_size=measured.struct_size, accepted_flags=measured.accepted_flags,
+            pidfd_thread_accepted=measured.pidfd_thread_accepted, stack_checked=measured.stack_checked,
+            pidfd_parent_tid_checked=measured.pidfd_parent_tid_checked, exit_signal_late=measured.exit_signal_late,
+        )
+    return Profile(release=measured.release, version=version, source="live", clone3=measured.clone3,
+                   **features, **_environment(measured))
+
+
+def named(version_text: str, base: Profile) -> Profile:
+    """Another kernel, by version: its checks, this machine's architecture and caller."""
+    try:
+        version = parse_release(version_text)
+    except ValueError as e:
+        raise HarnessError(f"--kernel: {e}") from None
+    if version[:2] < (5, 3):
+        return replace(base, release=version_text, version=version, source="named", clone3="ENOSYS")
+    return replace(base, release=version_text, version=version, source="named", clone3="available",
+                   **_version_features(version))
