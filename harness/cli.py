@@ -1,7 +1,8 @@
 """The ``clone3-fuzz`` command line.
 
-Exit status: 0 when the work ran; 2 on bad input or a harness failure (one line on
-stderr naming the culprit); 130 after ^C, with every result obtained so far printed.
+Exit status: 0 when the work ran and everything agreed; 1 when an outcome disagreed with
+the oracle or a relation; 2 on bad input or a harness failure (one line on stderr naming
+the culprit); 130 after ^C, with every result obtained so far printed.
 """
 
 from __future__ import annotations
@@ -11,12 +12,13 @@ import json
 import sys
 from typing import Callable, Iterable, NoReturn, Sequence
 
-from . import bench, probe
+from . import bench, oracle, probe
+from . import profile as profiles
 from .case import Case, CaseError, loads, read_jsonl
-from .executor import Outcome
 from .sandbox import DEFAULT_BATCH, DEFAULT_TIMEOUT_MS, HarnessError, Interrupted, Sandbox
+from .verdict import DISCREPANCY, Result, evaluate, judge, violation_json
 
-EXIT_OK, EXIT_USAGE, EXIT_INTERRUPTED = 0, 2, 130
+EXIT_OK, EXIT_DISCREPANCY, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 
 class _Parser(argparse.ArgumentParser):
@@ -67,32 +69,59 @@ def _gather(args: argparse.Namespace) -> list[tuple[str, Case]]:
     if errors:
         raise SystemExit(EXIT_USAGE)
     if not found:
-        _die("run: no cases given (CASE_JSON, -f FILE or - for stdin)")
+        _die(f"{args.command}: no cases given (CASE_JSON, -f FILE or - for stdin)")
     return found  # type: ignore[return-value]  # no CaseError is left
 
 
-def _print_results(pairs: Iterable[tuple[tuple[str, Case], Outcome | None]], as_json: bool) -> None:
-    for (where, case), outcome in pairs:
-        if outcome is None:
-            continue
+def _profile(args: argparse.Namespace, sandbox: Sandbox) -> profiles.Profile:
+    live = profiles.live(sandbox)
+    return profiles.named(args.kernel, live) if args.kernel else live
+
+
+def _print_results(results: Iterable[Result], as_json: bool) -> None:
+    for result in results:
         if as_json:
-            print(json.dumps({"where": where, "case": case.to_json(), "observed": outcome.observed,
-                              "detail": outcome.detail}))
-        else:
-            detail = f"  ({outcome.detail})" if outcome.observed.startswith("harness") else ""
-            print(f"{outcome.observed:<16} {case.dumps()}{detail}")
+            print(json.dumps(result.to_json()))
+            continue
+        line = f"{result.observed:<16} {result.verdict:<12} {result.rule:<30} {result.case.dumps()}"
+        if result.verdict == DISCREPANCY:
+            line += f"  (predicted {', '.join(result.prediction.outcomes)})"
+        if result.observed.startswith("harness"):
+            line += f"  ({result.outcome.detail})"
+        print(line)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     named = _gather(args)
+    sandbox = _sandbox(args, "run")
+    profile = _profile(args, sandbox)
     try:
-        outcomes: Sequence[Outcome | None] = _sandbox(args, "run").run([case for _, case in named])
+        evaluation = evaluate(named, sandbox, profile, relations=args.relations)
     except Interrupted as stop:
-        _print_results(zip(named, stop.outcomes), args.json)
-        done = sum(o is not None for o in stop.outcomes)
+        _print_results(judge(named, stop.outcomes, profile), args.json)
+        done = sum(o is not None for o in stop.outcomes[:len(named)])
         print(f"clone3-fuzz: interrupted after {done} of {len(named)} cases", file=sys.stderr)
         return EXIT_INTERRUPTED
-    _print_results(zip(named, outcomes), args.json)
+    _print_results(evaluation.results, args.json)
+    for violation in evaluation.violations:
+        if args.json:
+            print(json.dumps(violation_json(violation)))
+        else:
+            print(f"{violation.variant_observed:<16} {DISCREPANCY:<12} relation.{violation.check.relation:<21} "
+                  f"{violation.check.variant.dumps()}  (expected {violation.expected}, "
+                  f"as for {violation.check.source.dumps()})")
+    return EXIT_OK if evaluation.clean else EXIT_DISCREPANCY
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    profile = _profile(args, _sandbox(args, "probe"))
+    for where, case in _gather(args):
+        prediction = oracle.predict(case, profile)
+        if args.json:
+            print(json.dumps({"where": where, "case": case.to_json(), "predicted": prediction.outcomes,
+                              "rule": prediction.rule, "rules": dict(prediction.rules), "kernel": profile.release}))
+        else:
+            print(f"{','.join(prediction.outcomes):<16} {prediction.rule:<30} {case.dumps()}")
     return EXIT_OK
 
 
@@ -140,10 +169,16 @@ def build_parser() -> argparse.ArgumentParser:
         return sub
 
     command("probe", "what this kernel's clone3 does, and who is calling").set_defaults(func=cmd_probe)
-    run = command("run", "run cases for real and print what each call returned")
-    run.add_argument("cases", nargs="*", metavar="CASE_JSON", help="a case as a JSON object; - reads JSON Lines from stdin")
-    run.add_argument("-f", "--file", action="append", default=[], metavar="FILE", help="a JSON Lines file of cases")
+    run = command("run", "run cases for real and judge each outcome against the oracle")
+    predict = command("predict", "the oracle's prediction for cases, without running them")
+    for sub in (run, predict):
+        sub.add_argument("cases", nargs="*", metavar="CASE_JSON", help="a case as a JSON object; - reads JSON Lines from stdin")
+        sub.add_argument("-f", "--file", action="append", default=[], metavar="FILE", help="a JSON Lines file of cases")
+        sub.add_argument("--kernel", metavar="VERSION",
+                         help="predict for this kernel version (5.3 ... 7.1) instead of the running one, as measured")
+    run.add_argument("--relations", action="store_true", help="also run a variant of each case for every relation")
     run.set_defaults(func=cmd_run)
+    predict.set_defaults(func=cmd_predict)
     b = command("bench", "executor speed beside a bare clone3 loop, in one run")
     b.add_argument("--scale", type=float, default=1.0, help="multiply the case counts (default 1.0)")
     b.set_defaults(func=cmd_bench)
