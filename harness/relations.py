@@ -75,7 +75,7 @@ def derive(case: Case, profile: Profile, rng: random.Random) -> list[Check]:
     checks = []
     mapped = case.memory == "mapped"
     if mapped and ksize <= size < page and (cut := _cut(case, size)):
-        longer = rng.choice([size + 1, size + 8, page, rng.randint(size + 1, page)])
+        longer = rng.choice([size + 1, min(size + 8, page), page, rng.randint(size + 1, page)])
         checks.append(Check("zero_extension", case, replace(cut, size=longer), SAME))
     if mapped and abi.CLONE_ARGS_SIZE_VER0 <= size < ksize and (cut := _cut(case, size)):
         # CLONE_INTO_CGROUP is the one documented exception: it needs size >= VER2.
