@@ -413,7 +413,8 @@ def _alloc_pid(case: Case, p: Profile, walk: _Walk, args: dict[str, Value], flag
             if walk.either():
                 raise _fail("EINVAL", "set_tid.out_of_range")
             tid = 1 if fresh else 2
-        if tid < 1 or tid >= p.pid_max:
+        pid_max = p.pid_max if depth == new_pid_ns else p.outer_pid_max
+        if tid < 1 or tid >= pid_max:
             raise _fail("EINVAL", "set_tid.out_of_range")
         if tid != 1 and fresh:
             raise _fail("EINVAL", "set_tid.needs_init")

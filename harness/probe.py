@@ -91,6 +91,7 @@ class Probe:
     exit_signal_late: bool | None  # valid_signal() in kernel_clone(), after set_tid's copy (7.1)
     user_ptr_limit: int | None  # the highest end of a range access_ok() accepts
     tls_limit: int | None  # the lowest CLONE_SETTLS tls that gives EPERM (None: no limit)
+    pid_max: int | None  # the lowest set_tid pid out of range in the executor's pid namespace
     privilege: Privilege
 
     def to_json(self) -> dict[str, Any]:
@@ -135,11 +136,10 @@ def _late_failure(**fields: Any) -> Case:
     return parse({"size": abi.STRUCT_SIZE, "pidfd": "unmapped", **fields, "flags": hex(flags)})
 
 
-def _boundary(sandbox: Sandbox, make: Callable[[int], Case], rejected: str) -> int | None:
-    """The lowest value that ``make`` turns into a case answered ``rejected``, searched
-    over the whole u64 range on the assumption that the answer flips once; None when even
-    the largest value is not rejected."""
-    lo, hi = 0, abi.U64_MAX
+def _boundary(sandbox: Sandbox, make: Callable[[int], Case], rejected: str, hi: int = abi.U64_MAX) -> int | None:
+    """The lowest value up to ``hi`` that ``make`` turns into a case answered ``rejected``,
+    on the assumption that the answer flips once; None when even ``hi`` is not rejected."""
+    lo = 0
     if sandbox.run([make(hi)])[0].observed != rejected:
         return None
     while hi - lo > 1:
@@ -162,7 +162,7 @@ def probe(sandbox: Sandbox | None = None) -> Probe:
         return Probe(**base, clone3=exists, clone3_missing_cause=_missing_cause(exists, release, priv.seccomp),
                      struct_size=None, accepted_flags=None, newtime_accepted=None, pidfd_thread_accepted=None,
                      stack_checked=None, pidfd_parent_tid_checked=None, exit_signal_late=None,
-                     user_ptr_limit=None, tls_limit=None, privilege=priv)
+                     user_ptr_limit=None, tls_limit=None, pid_max=None, privilege=priv)
 
     offsets = range(abi.CLONE_ARGS_SIZE_VER0, min(page, 65536))
     pidfd_thread = parse({"size": abi.STRUCT_SIZE, "pidfd": "unmapped", "flags": hex(
@@ -182,10 +182,12 @@ def probe(sandbox: Sandbox | None = None) -> Probe:
     accepted = sum(1 << b for b, seen in enumerate(mask) if seen != "EINVAL")
     user_ptr_end = _boundary(sandbox, lambda x: _late_failure(stack=hex(x), stack_size=1), "EINVAL")
     tls_limit = _boundary(sandbox, lambda x: _late_failure(flags="CLONE_SETTLS", tls=hex(x)), "EPERM")
+    # Per pid namespace since 6.14, and a new one need not inherit the caller's value.
+    pid_max = _boundary(sandbox, lambda x: _late_failure(set_tid=[x]), "EINVAL", hi=(1 << 31) - 1)
     return Probe(**base, clone3="available", clone3_missing_cause=None, struct_size=struct_size,
                  accepted_flags=accepted, newtime_accepted=bool(accepted & _C["CLONE_NEWTIME"]),
                  pidfd_thread_accepted=pidfd_thread_seen != "EINVAL", stack_checked=stack_seen == "EINVAL",
                  pidfd_parent_tid_checked=same_pointer_seen == "EINVAL", exit_signal_late=exit_signal_seen == "EFAULT",
                  # the lowest rejected stack X (size 1) is the limit: X + 1 is the first end past it
                  user_ptr_limit=user_ptr_end,
-                 tls_limit=tls_limit, privilege=priv)
+                 tls_limit=tls_limit, pid_max=pid_max, privilege=priv)

@@ -47,7 +47,8 @@ class Profile:
     nproc_limited: bool  # RLIMIT_NPROC applies to the executor (EAGAIN possible)
     caller_is_pidns_init: bool
     pid_level: int  # the executor's pid namespace level
-    pid_max: int
+    pid_max: int  # set_tid: pids at the executor's level must be below it
+    outer_pid_max: int  # ... and at the levels above it (the caller's)
     namespaces: frozenset[str]  # namespace types the kernel has (CONFIG_*_NS)
     exhausted_namespaces: frozenset[str]  # max_<type>_namespaces is 0
     cgroup2_usable: bool
@@ -126,6 +127,7 @@ def _environment(measured: Probe) -> dict[str, Any]:
     level = max(len(nspid) - 1, 0) + (priv.isolation in ("pidns", "userns+pidns"))
     soft, _ = resource.getrlimit(resource.RLIMIT_NPROC)
     privileged = priv.euid == 0 and not dropped
+    outer_pid_max = int(_read("/proc/sys/kernel/pid_max") or 32768)
     # A batch holds at most a few processes at a time, so only a limit close to what the
     # user already runs can answer EAGAIN.
     near_limit = soft != resource.RLIM_INFINITY and soft - _processes_of(priv.uid) < NPROC_HEADROOM
@@ -136,7 +138,7 @@ def _environment(measured: Probe) -> dict[str, Any]:
         cap_checkpoint_restore=bool(cap_eff >> 40 & 1) and not dropped,
         nproc_limited=near_limit and not privileged,
         caller_is_pidns_init=False,  # the sandbox never runs cases from its reaper
-        pid_level=level, pid_max=int(_read("/proc/sys/kernel/pid_max") or 32768),
+        pid_level=level, pid_max=measured.pid_max or outer_pid_max, outer_pid_max=outer_pid_max,
         namespaces=frozenset(n for n in NAMESPACES if os.path.exists(f"/proc/self/ns/{n}")),
         exhausted_namespaces=frozenset(n for n in NAMESPACES if _read(f"/proc/sys/user/max_{n}_namespaces") == "0"),
         cgroup2_usable=priv.cgroup2_usable,

@@ -1,0 +1,94 @@
+"""The oracle against the running kernel: the distinguishing cases of tests/unit/test_oracle.py,
+a generated sweep, and the relations, as root and (through the CLI tests) as uid 65534."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+from collections import Counter
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from fuzz.strategies import batches
+from harness import profile as profiles
+from harness.case import parse, read_jsonl
+from harness.oracle import predict
+from harness.sandbox import Sandbox
+from harness.verdict import evaluate
+
+#: Cases a sweep runs; set CLONE3_FUZZ_SWEEP=100000 for the full measurement.
+SWEEP = int(os.environ.get("CLONE3_FUZZ_SWEEP", "3000"))
+BATCH = 50
+SEEDS = os.path.join(os.path.dirname(__file__), "..", "..", "corpus", "seeds.jsonl")
+
+
+@pytest.fixture(scope="module")
+def live(sandbox: Sandbox) -> profiles.Profile:
+    return profiles.live(sandbox)
+
+
+DISTINGUISHING = [
+    {"size": 88, "set_tid": "0x1000", "set_tid_size": 1},
+    {"size": 72, "exit_signal": 17},
+    {"size": 64, "stack_size": 4096},
+    {"size": 88, "cgroup": 3},
+    {"size": 88, "flags": "CLONE_INTO_CGROUP"},
+    {"size": 80, "flags": "CLONE_INTO_CGROUP"},
+    {"size": 88, "flags": "CLONE_INTO_CGROUP", "cgroup": 999},
+    {"size": 88, "flags": "CLONE_NEWTIME", "exit_signal": 17},
+    {"size": 88, "flags": "CLONE_PIDFD|CLONE_THREAD|CLONE_SIGHAND|CLONE_VM", "pidfd": "scratch"},
+    {"size": 88, "flags": "CLONE_PIDFD|CLONE_PARENT_SETTID"},
+    {"size": 88, "flags": "CLONE_AUTOREAP|CLONE_PIDFD", "pidfd": "scratch"},
+    {"size": 88, "flags": "CLONE_EMPTY_MNTNS"},
+    {"size": 88, "exit_signal": 65, "set_tid": "unmapped", "set_tid_size": 1},
+    {"size": 88, "flags": "CLONE_NEWNET"},
+    {"size": 88, "flags": "CLONE_NEWUSER|CLONE_NEWPID", "set_tid": [1]},
+    {"size": 88, "set_tid": [1]},
+    {"size": 88, "flags": "CLONE_NEWIPC|CLONE_SYSVSEM"},
+    {"size": 88, "flags": "CLONE_SETTLS", "tls": "kernel"},
+    {"size": 200, "memory": "guard", "readable": 150, "tail": {"120": 1}},
+]
+
+
+@pytest.mark.parametrize("obj", DISTINGUISHING, ids=lambda o: json.dumps(o, separators=(",", ":")))
+def test_distinguishing_cases_agree_with_both_profiles(obj: dict[str, Any], observe: Any, live: profiles.Profile) -> None:
+    """The measured profile and the one derived from this kernel's version number both
+    predict what the kernel does (a backport would show here as a version mismatch)."""
+    case = parse(obj)
+    observed = observe([case])[0]
+    assert observed in predict(case, live).outcomes
+    assert observed in predict(case, profiles.named(live.release, live)).outcomes
+
+
+def test_the_seed_corpus_agrees(sandbox: Sandbox, live: profiles.Profile) -> None:
+    with open(SEEDS) as f:
+        named = list(read_jsonl(f, "seeds.jsonl"))
+    evaluation = evaluate(named, sandbox, live, relations=True)  # type: ignore[arg-type]
+    assert [r.to_json() for r in evaluation.discrepancies] == []
+    assert evaluation.violations == []
+    assert len(evaluation.checks) > len(named)
+
+
+def test_generated_cases_agree_and_relations_hold(sandbox: Sandbox, live: profiles.Profile) -> None:
+    rules: Counter[str] = Counter()
+    relations: Counter[str] = Counter()
+
+    @settings(max_examples=max(1, SWEEP // BATCH), database=None, deadline=None,
+              suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+    @given(batches(live.page_size, live.cgroup2_usable, BATCH), st.randoms(use_true_random=False))
+    def sweep(cases: list, rng: random.Random) -> None:
+        evaluation = evaluate([(f"#{i}", c) for i, c in enumerate(cases)], sandbox, live, relations=True, rng=rng)
+        rules.update(evaluation.rule_counts())
+        relations.update(check.relation for check in evaluation.checks)
+        assert [r.to_json() for r in evaluation.discrepancies] == []
+        assert [(v.check.relation, v.check.variant.dumps(), v.expected, v.variant_observed)
+                for v in evaluation.violations] == []
+
+    sweep()
+    print(f"\nsweep: {sum(rules.values())} cases, rules {dict(rules.most_common())}, relations {dict(relations)}")
+    assert rules["success"] and rules["copy.tail_nonzero"] and rules["size.over_page"]
+    assert set(relations) == {"zero_extension", "truncation", "tail_position", "no_read_past_size", "precedence"}
