@@ -20,10 +20,35 @@ def clone3_fuzz(*args: str, prefix: tuple[str, ...] = (), stdin: str = "") -> su
                           text=True, timeout=120, cwd=ROOT)
 
 
-def test_run_prints_case_and_outcome() -> None:
+def test_run_prints_outcome_verdict_rule_and_case() -> None:
     done = clone3_fuzz("run", '{"size": 4097}', '{"size": 64, "memory": "guard"}')
     assert done.returncode == 0, done.stderr
-    assert done.stdout.splitlines() == ['E2BIG            {"size":4097}', 'success          {"size":64,"memory":"guard"}']
+    assert [line.split() for line in done.stdout.splitlines()] == [
+        ["E2BIG", "agree", "size.over_page", '{"size":4097}'],
+        ["success", "agree", "success", '{"size":64,"memory":"guard"}'],
+    ]
+
+
+def test_a_discrepancy_exits_1_and_names_the_rule() -> None:
+    # Judged as a 5.5 kernel, where CLONE_INTO_CGROUP does not exist yet, this kernel disagrees.
+    done = clone3_fuzz("run", "--json", "--kernel", "5.5", '{"size": 88, "flags": "CLONE_INTO_CGROUP"}')
+    assert done.returncode == 1, done.stderr
+    row = json.loads(done.stdout)
+    assert (row["observed"], row["predicted"], row["rule"], row["verdict"]) == (
+        "EBADF", ["EINVAL"], "flags.unknown", "discrepancy")
+
+
+def test_run_with_relations_checks_variants() -> None:
+    done = clone3_fuzz("run", "--json", "--relations", '{"size": 100, "exit_signal": 17}')
+    assert done.returncode == 0, done.stderr
+    assert [json.loads(line)["verdict"] for line in done.stdout.splitlines()] == ["agree"]
+
+
+def test_predict_runs_nothing_and_names_the_rule() -> None:
+    done = clone3_fuzz("predict", "--json", "--kernel", "6.2", '{"size": 88, "flags": "CLONE_NEWTIME"}')
+    assert done.returncode == 0, done.stderr
+    row = json.loads(done.stdout)
+    assert (row["predicted"], row["rule"], row["kernel"]) == (["EINVAL"], "flags.deprecated", "6.2")
 
 
 def test_run_json_from_a_file_and_stdin(tmp_path: Path) -> None:
@@ -32,8 +57,8 @@ def test_run_json_from_a_file_and_stdin(tmp_path: Path) -> None:
     done = clone3_fuzz("run", "--json", "-f", str(cases), "-", stdin='{"size": 96, "tail": {"88": 1}}\n')
     assert done.returncode == 0, done.stderr
     rows = [json.loads(line) for line in done.stdout.splitlines()]
-    assert [(r["where"], r["observed"]) for r in rows] == [
-        ("<stdin>:1", "E2BIG"), (f"{cases}:2", "EINVAL"), (f"{cases}:3", "EINVAL")]
+    assert [(r["where"], r["observed"], r["verdict"]) for r in rows] == [
+        ("<stdin>:1", "E2BIG", "agree"), (f"{cases}:2", "EINVAL", "agree"), (f"{cases}:3", "EINVAL", "agree")]
     assert rows[2]["case"] == {"size": 88, "flags": "CLONE_DETACHED"}
 
 
@@ -56,6 +81,7 @@ def test_bad_input_names_the_case_and_runs_nothing(tmp_path: Path) -> None:
         (("run",), "no cases given"),
         (("run", "--timeout-ms", "0", "{}"), "--timeout-ms and --batch take a positive number"),
         (("run", "--cgroup", "/nonexistent", '{"size": 88, "cgroup": "cgroup2"}'), "cgroup: /nonexistent"),
+        (("predict", "--kernel", "banana", '{"size": 88}'), "--kernel: not a kernel version: 'banana'"),
     ],
 )
 def test_usage_errors_are_one_line(args: tuple[str, ...], message: str) -> None:
@@ -104,7 +130,14 @@ def test_unprivileged_batch(nobody: tuple[str, ...]) -> None:
     cases = ['{"size": 4097}', '{"size": 88, "exit_signal": 17}', '{"size": 88, "flags": "CLONE_NEWNET"}',
              '{"size": 88, "flags": "CLONE_NEWUSER|CLONE_NEWNET"}', '{"size": 88, "set_tid": [7]}',
              '{"size": 88, "exit_signal": "SIGKILL"}']
-    done = clone3_fuzz("run", "--json", *cases, prefix=nobody)
+    done = clone3_fuzz("run", "--json", "--relations", *cases, prefix=nobody)
     assert done.returncode == 0, done.stderr
-    observed = [json.loads(line)["observed"] for line in done.stdout.splitlines()]
-    assert observed == ["E2BIG", "success", "EPERM", "success", "EPERM", "success"]
+    rows = [json.loads(line) for line in done.stdout.splitlines()]
+    assert [r["observed"] for r in rows] == ["E2BIG", "success", "EPERM", "success", "EPERM", "success"]
+    assert {r["verdict"] for r in rows} == {"agree"}
+
+
+def test_unprivileged_seed_corpus_agrees(nobody: tuple[str, ...]) -> None:
+    done = clone3_fuzz("run", "--json", "--relations", "-f", "corpus/seeds.jsonl", prefix=nobody)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert {json.loads(line)["verdict"] for line in done.stdout.splitlines()} == {"agree"}
