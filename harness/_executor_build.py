@@ -28,11 +28,12 @@ CDEF = """
 #define C3_NFIELDS ...
 #define C3_MAX_IMAGE ...
 #define C3_MAX_SET_TID ...
+#define C3_NFAULTS ...
 
 struct c3_case { uint64_t size; uint32_t nbytes; uint32_t readable; uint16_t memory;
                  uint16_t nset_tid; uint8_t ref[11]; uint8_t nrefs; };
 struct c3_outcome { int64_t ret; uint32_t kind; int32_t status; int32_t child_signal; int32_t pad; };
-struct c3_env { int32_t cgroup_fd; uint32_t timeout_ms; };
+struct c3_env { int32_t cgroup_fd; uint32_t timeout_ms; int32_t fault; int32_t pad; };
 struct c3_batch_info { int32_t isolation; int32_t error; uint32_t executors; uint32_t done; };
 
 int c3_execute(const uint8_t *blob, size_t len, uint32_t first, uint32_t n,
@@ -42,6 +43,7 @@ struct c3_tree *c3_tree_start(const uint8_t *blob, size_t len, uint32_t n, const
                               int *err);
 int c3_tree_wait(struct c3_tree *t);
 void c3_tree_finish(struct c3_tree *t, struct c3_outcome *out, struct c3_batch_info *info, int stop);
+const char *c3_fault_name(int fault);
 int64_t c3_baseline(const void *args, uint64_t size, uint32_t iterations, int reap);
 """
 
@@ -50,7 +52,7 @@ ffibuilder.cdef(CDEF)
 ffibuilder.set_source(
     "harness._executor",
     '#include "c3.h"',
-    sources=["harness/c/executor.c", "harness/c/sandbox.c"],
+    sources=["harness/c/executor.c", "harness/c/sandbox.c", "harness/c/faults.c"],
     include_dirs=["harness/c"],
     extra_compile_args=["-O2", "-std=gnu11", "-Wall", "-Wextra", "-Wno-unused-parameter"],
 )

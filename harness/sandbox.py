@@ -103,8 +103,17 @@ class ScratchCgroup:
                 time.sleep(0.01)
 
 
+def _fault_names() -> dict[str, tuple[int, str]]:
+    entries = (ffi.string(lib.c3_fault_name(i)).decode() for i in range(1, lib.C3_NFAULTS))
+    return {name: (i, text) for i, (name, _, text) in enumerate((e.partition(": ") for e in entries), 1)}
+
+
+#: Planted faults for the selftest: name -> (id, what the buggy kernel does).
+FAULTS = _fault_names()
+
+
 def run_blob(blob: bytes, out: ffi.CData, info: ffi.CData, cgroup_fd: int = -1,
-             timeout_ms: int = DEFAULT_TIMEOUT_MS) -> None:
+             timeout_ms: int = DEFAULT_TIMEOUT_MS, fault: int = 0) -> None:
     """One encoded batch through one sandboxed executor tree, outcomes into ``out`` (a
     ``struct c3_outcome[]`` as long as the batch) and ``info``.
 
@@ -112,7 +121,7 @@ def run_blob(blob: bytes, out: ffi.CData, info: ffi.CData, cgroup_fd: int = -1,
     (^C) stops the batch, and ``out`` then holds every outcome obtained before it.
     Raises :class:`HarnessError` when the tree cannot start.
     """
-    env = ffi.new("struct c3_env *", {"cgroup_fd": cgroup_fd, "timeout_ms": timeout_ms})
+    env = ffi.new("struct c3_env *", {"cgroup_fd": cgroup_fd, "timeout_ms": timeout_ms, "fault": fault})
     err = ffi.new("int *")
     tree = lib.c3_tree_start(blob, len(blob), len(out), env, err)
     if tree == ffi.NULL:
@@ -133,13 +142,17 @@ class Sandbox:
     ``timeout_ms`` bounds one case: an executor that makes no progress for that long is
     killed and its case recorded as ``harness-timeout``. ``progress(done, total)`` is
     called after each batch. ``cgroup`` names the directory that ``"cgroup": "cgroup2"``
-    opens; by default a scratch one is made for each run.
+    opens; by default a scratch one is made for each run. ``fault`` plants one of
+    :data:`FAULTS` (for the selftest: every call then goes through a misbehaving filter).
     """
 
     def __init__(self, timeout_ms: int = DEFAULT_TIMEOUT_MS, batch_size: int = DEFAULT_BATCH,
-                 progress: Progress | None = None, cgroup: str | None = None) -> None:
+                 progress: Progress | None = None, cgroup: str | None = None, fault: str | None = None) -> None:
         if timeout_ms < 1 or batch_size < 1:
             raise ValueError("timeout_ms and batch_size must be positive")
+        if fault is not None and fault not in FAULTS:
+            raise HarnessError(f"fault: unknown fault {fault!r} (known: {', '.join(FAULTS)})")
+        self.fault = FAULTS[fault][0] if fault else 0
         self.timeout_ms = timeout_ms
         self.batch_size = batch_size
         self.progress = progress
@@ -170,7 +183,7 @@ class Sandbox:
         out = ffi.new("struct c3_outcome[]", len(indices))
         info = ffi.new("struct c3_batch_info *")
         try:
-            run_blob(blob, out, info, cgroup_fd, self.timeout_ms)
+            run_blob(blob, out, info, cgroup_fd, self.timeout_ms, self.fault)
         finally:
             # Before any KeyboardInterrupt propagates: keep what the batch found.
             for j, i in enumerate(indices):

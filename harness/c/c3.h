@@ -72,9 +72,27 @@ struct c3_outcome {
 	int32_t pad;
 };
 
+/* Planted faults (faults.c): clone3 made to misbehave, for the selftest. */
+#define C3_FAULT_NONE 0
+#define C3_FAULT_OVERSIZE_EINVAL 1
+#define C3_FAULT_UNDERSIZE_E2BIG 2
+#define C3_FAULT_TAIL_IGNORED 3
+#define C3_FAULT_DETACHED_ACCEPTED 4
+#define C3_FAULT_NEWTIME_REJECTED 5
+#define C3_FAULT_EXIT_SIGNAL_UNCHECKED 6
+#define C3_FAULT_VM_VFORK_EINVAL 7
+#define C3_FAULT_READS_PAST_SIZE 8
+#define C3_FAULT_STACK_UNCHECKED 9
+#define C3_FAULT_BETWEEN_VERSIONS_EINVAL 10
+#define C3_FAULT_CLEAR_SIGHAND_ACCEPTED 11
+#define C3_FAULT_PIDFD_THREAD_EINVAL 12
+#define C3_NFAULTS 13
+
 struct c3_env {
 	int32_t cgroup_fd;   /* for C3_REF_CGROUP2; -1 when the batch has none */
 	uint32_t timeout_ms; /* per case, enforced by the sandbox */
+	int32_t fault;       /* C3_FAULT_*: the selftest's planted fault, 0 for the real kernel */
+	int32_t pad;
 };
 
 struct c3_batch_info {
@@ -95,6 +113,14 @@ struct c3_tree *c3_tree_start(const uint8_t *blob, size_t len, uint32_t n, const
 			      int *err);
 int c3_tree_wait(struct c3_tree *t);
 void c3_tree_finish(struct c3_tree *t, struct c3_outcome *out, struct c3_batch_info *info, int stop);
+
+/* Marks the large private mappings inherited from the caller MADV_DONTFORK; see sandbox.c. */
+void c3_shed_inherited_memory(void);
+
+/* c3_execute() under a planted fault; "name: description" of a fault, NULL past the last. */
+int c3_fault_execute(const uint8_t *blob, size_t len, uint32_t first, uint32_t n,
+		     struct c3_outcome *out, volatile uint32_t *cursor, const struct c3_env *env);
+const char *c3_fault_name(int fault);
 
 /* The baseline for benchmarks: the bare syscall in a loop; see sandbox.c. */
 int64_t c3_baseline(const void *args, uint64_t size, uint32_t iterations, int reap);

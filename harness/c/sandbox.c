@@ -92,7 +92,7 @@ static void drop_capabilities(void)
  * glibc's TLS with the rseq area, which the kernel writes on the child's way back to user
  * space (a child without it would die of SIGSEGV instead of exiting).
  */
-static void shed_inherited_memory(void)
+void c3_shed_inherited_memory(void)
 {
 	static char maps[1 << 18];
 	size_t len = 0;
@@ -130,8 +130,12 @@ static void executor_main(struct shared *sh, const uint8_t *blob, size_t len, ui
 	setrlimit(RLIMIT_FSIZE, &zero);
 	if (isolation == C3_ISO_USERNS)
 		drop_capabilities();
-	shed_inherited_memory();
-	err = c3_execute(blob, len, first, n, sh->out, &sh->cursor, env);
+	if (env->fault) {
+		err = c3_fault_execute(blob, len, first, n, sh->out, &sh->cursor, env);
+	} else {
+		c3_shed_inherited_memory();
+		err = c3_execute(blob, len, first, n, sh->out, &sh->cursor, env);
+	}
 	if (err) {
 		sh->error = -err;
 		_exit(EXIT_SETUP_FAILED);
@@ -411,7 +415,7 @@ int64_t c3_baseline(const void *args, uint64_t size, uint32_t iterations, int re
 	if (pid == 0) {
 		int64_t t0;
 
-		shed_inherited_memory();
+		c3_shed_inherited_memory();
 		t0 = now_ns();
 		for (uint32_t i = 0; i < iterations; i++) {
 			long ret = c3_clone3((void *)args, size);

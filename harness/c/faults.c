@@ -1,0 +1,259 @@
+/*
+ * Planted faults, for `clone3-fuzz selftest`: clone3 made to behave like a buggy kernel.
+ *
+ * The executor splits in two. The runner (the child) installs a seccomp filter that turns
+ * every clone3 into a user notification, and runs the cases. The notifier (the parent,
+ * which the sandbox's reaper supervises as "the executor") reads each call's struct from
+ * the runner's memory and answers as the buggy kernel would: a wrong errno, or the struct
+ * rewritten and the real call let through (SECCOMP_USER_NOTIF_FLAG_CONTINUE). The parent
+ * is the notifier so that reading and writing the runner's memory needs no privilege
+ * (a parent may ptrace its child, even under Yama).
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <poll.h>
+#include <signal.h>
+#include <stddef.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/prctl.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "c3.h"
+
+#ifndef __NR_clone3
+#define __NR_clone3 435
+#endif
+
+static const char *const names[C3_NFAULTS] = {
+	[C3_FAULT_OVERSIZE_EINVAL] = "oversize-einval: a size over a page gives EINVAL, not E2BIG",
+	[C3_FAULT_UNDERSIZE_E2BIG] = "undersize-e2big: a size under 64 gives E2BIG, not EINVAL",
+	[C3_FAULT_TAIL_IGNORED] = "tail-ignored: nonzero bytes past the struct are ignored (zeroed, call goes on)",
+	[C3_FAULT_DETACHED_ACCEPTED] = "detached-accepted: CLONE_DETACHED is dropped instead of rejected",
+	[C3_FAULT_NEWTIME_REJECTED] = "newtime-rejected: CLONE_NEWTIME is EINVAL, as before 6.3",
+	[C3_FAULT_EXIT_SIGNAL_UNCHECKED] = "exit-signal-unchecked: an exit_signal past _NSIG is taken (as SIGCHLD)",
+	[C3_FAULT_VM_VFORK_EINVAL] = "vm-vfork-einval: CLONE_VM|CLONE_VFORK together give EINVAL",
+	[C3_FAULT_READS_PAST_SIZE] = "reads-past-size: a struct of 64..88 bytes ending at an unmapped page gives EFAULT",
+	[C3_FAULT_STACK_UNCHECKED] = "stack-unchecked: a stack_size without a stack is taken (size dropped)",
+	[C3_FAULT_BETWEEN_VERSIONS_EINVAL] = "between-versions-einval: a size between two struct versions gives EINVAL",
+	[C3_FAULT_CLEAR_SIGHAND_ACCEPTED] = "clear-sighand-accepted: CLONE_SIGHAND|CLONE_CLEAR_SIGHAND is taken (CLEAR dropped)",
+	[C3_FAULT_PIDFD_THREAD_EINVAL] = "pidfd-thread-einval: CLONE_PIDFD|CLONE_THREAD gives EINVAL, as before 6.9",
+};
+
+const char *c3_fault_name(int fault)
+{
+	return fault > 0 && fault < C3_NFAULTS ? names[fault] : NULL;
+}
+
+#define F_VM 0x100ULL
+#define F_SIGHAND 0x800ULL
+#define F_PIDFD 0x1000ULL
+#define F_VFORK 0x4000ULL
+#define F_THREAD 0x10000ULL
+#define F_DETACHED 0x400000ULL
+#define F_NEWTIME 0x80ULL
+#define F_CLEAR_SIGHAND (1ULL << 32)
+
+/* Whether the runner could read the byte at addr. Not through /proc/pid/mem, which reads
+ * PROT_NONE pages too (as a debugger would): process_vm_readv() honours protections. */
+static int readable(pid_t pid, uint64_t addr)
+{
+	uint8_t byte;
+	struct iovec local = {&byte, 1}, remote = {(void *)(uintptr_t)addr, 1};
+
+	return process_vm_readv(pid, &local, 1, &remote, 1, 0) == 1;
+}
+
+/* Returns -errno to answer with, or 0 to let the (perhaps rewritten) call go on. */
+static int misbehave(int fault, pid_t pid, int mem, uint64_t ptr, uint64_t size, long page)
+{
+	uint8_t buf[65536];
+	uint64_t want = size < sizeof(buf) ? size : sizeof(buf), f[11] = {0};
+	ssize_t got = size <= (uint64_t)page ? pread(mem, buf, want, (off_t)ptr) : -1;
+	int sane = got >= 64 && size >= 64 && size <= (uint64_t)page;
+
+	if (got >= 8)
+		memcpy(f, buf, got < 88 ? (size_t)got : 88);
+	switch (fault) {
+	case C3_FAULT_OVERSIZE_EINVAL:
+		return size > (uint64_t)page ? -EINVAL : 0;
+	case C3_FAULT_UNDERSIZE_E2BIG:
+		return size < 64 ? -E2BIG : 0;
+	case C3_FAULT_BETWEEN_VERSIONS_EINVAL:
+		return size > 64 && size < 88 && size != 80 ? -EINVAL : 0;
+	case C3_FAULT_READS_PAST_SIZE:
+		return size >= 64 && size <= 88 && !readable(pid, ptr + size) ? -EFAULT : 0;
+	case C3_FAULT_TAIL_IGNORED:
+		if (sane && (uint64_t)got == size && size > 88) {
+			memset(buf, 0, size - 88);
+			if (pwrite(mem, buf, size - 88, (off_t)(ptr + 88)) < 0)
+				return 0;
+		}
+		return 0;
+	}
+	if (!sane)
+		return 0;
+	switch (fault) {
+	case C3_FAULT_NEWTIME_REJECTED:
+		return f[0] & F_NEWTIME ? -EINVAL : 0;
+	case C3_FAULT_VM_VFORK_EINVAL:
+		return (f[0] & (F_VM | F_VFORK)) == (F_VM | F_VFORK) ? -EINVAL : 0;
+	case C3_FAULT_PIDFD_THREAD_EINVAL:
+		return (f[0] & (F_PIDFD | F_THREAD)) == (F_PIDFD | F_THREAD) ? -EINVAL : 0;
+	case C3_FAULT_DETACHED_ACCEPTED:
+		f[0] &= ~F_DETACHED;
+		break;
+	case C3_FAULT_CLEAR_SIGHAND_ACCEPTED:
+		if ((f[0] & (F_SIGHAND | F_CLEAR_SIGHAND)) == (F_SIGHAND | F_CLEAR_SIGHAND))
+			f[0] &= ~F_CLEAR_SIGHAND;
+		break;
+	case C3_FAULT_EXIT_SIGNAL_UNCHECKED:
+		if (f[4] > 64 && f[4] <= 255)
+			f[4] = SIGCHLD;
+		break;
+	case C3_FAULT_STACK_UNCHECKED:
+		if (f[5] == 0 && f[6])
+			f[6] = 0;
+		break;
+	}
+	if (pwrite(mem, f, 56, (off_t)ptr) < 0)
+		return 0;
+	return 0;
+}
+
+/* Dies the way the runner died, so the reaper can judge the case as usual. */
+static void mirror(int status)
+{
+	if (WIFSIGNALED(status)) {
+		uint64_t mask = ~(1ULL << (WTERMSIG(status) - 1));
+
+		signal(WTERMSIG(status), SIG_DFL);
+		syscall(SYS_rt_sigprocmask, SIG_SETMASK, &mask, NULL, sizeof(mask));
+		kill(getpid(), WTERMSIG(status));
+	}
+	_exit(WIFEXITED(status) ? WEXITSTATUS(status) : 1);
+}
+
+static int send_fd(int sock, int fd)
+{
+	char data = 0, control[CMSG_SPACE(sizeof(int))];
+	struct iovec iov = {&data, 1};
+	struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = control, .msg_controllen = sizeof(control)};
+	struct cmsghdr *cmsg = CMSG_FIRSTHDR(&msg);
+
+	cmsg->cmsg_level = SOL_SOCKET;
+	cmsg->cmsg_type = SCM_RIGHTS;
+	cmsg->cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(cmsg), &fd, sizeof(int));
+	return sendmsg(sock, &msg, 0) == 1 ? 0 : -1;
+}
+
+static int recv_fd(int sock)
+{
+	char data, control[CMSG_SPACE(sizeof(int))];
+	struct iovec iov = {&data, 1};
+	struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = control, .msg_controllen = sizeof(control)};
+	struct cmsghdr *cmsg;
+	int fd;
+
+	if (recvmsg(sock, &msg, 0) != 1 || !(cmsg = CMSG_FIRSTHDR(&msg)))
+		return -1;
+	memcpy(&fd, CMSG_DATA(cmsg), sizeof(int));
+	return fd;
+}
+
+static int install_filter(void)
+{
+	struct sock_filter code[] = {
+		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_clone3, 0, 1),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_USER_NOTIF),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+	};
+	struct sock_fprog prog = {sizeof(code) / sizeof(code[0]), code};
+
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0))
+		return -1;
+	return (int)syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_NEW_LISTENER, &prog);
+}
+
+int c3_fault_execute(const uint8_t *blob, size_t len, uint32_t first, uint32_t n, struct c3_outcome *out,
+		     volatile uint32_t *cursor, const struct c3_env *env)
+{
+	static uint8_t req_buf[512], resp_buf[512];
+	struct seccomp_notif *req = (void *)req_buf;
+	struct seccomp_notif_resp *resp = (void *)resp_buf;
+	long page = sysconf(_SC_PAGESIZE);
+	int sv[2], listener, mem, sfd;
+	sigset_t chld;
+	pid_t runner;
+
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv))
+		return -errno;
+	runner = (pid_t)syscall(SYS_clone, SIGCHLD, NULL, NULL, NULL, NULL);
+	if (runner < 0)
+		return -errno;
+	if (runner == 0) {
+		int fd, err;
+
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		/* Our own memory, opened by us: /proc shows the caller's pid namespace, where
+		 * the notifier cannot name us by pid. */
+		mem = open("/proc/self/mem", O_RDWR | O_CLOEXEC);
+		fd = install_filter();
+		if (mem < 0 || fd < 0 || send_fd(sv[1], fd) || send_fd(sv[1], mem))
+			_exit(67);
+		close(fd);
+		close(mem);
+		close(sv[0]);
+		close(sv[1]);
+		c3_shed_inherited_memory();
+		err = c3_execute(blob, len, first, n, out, cursor, env);
+		_exit(err ? 67 : 0);
+	}
+	listener = recv_fd(sv[0]);
+	mem = recv_fd(sv[0]);
+	sigemptyset(&chld);
+	sigaddset(&chld, SIGCHLD);
+	sfd = signalfd(-1, &chld, SFD_CLOEXEC);
+	for (;;) {
+		struct pollfd fds[2] = {{listener, POLLIN, 0}, {sfd, POLLIN, 0}};
+		struct signalfd_siginfo si;
+		int status;
+		pid_t pid;
+
+		if (poll(fds, 2, 100) < 0 && errno != EINTR)
+			break;
+		if (fds[1].revents & POLLIN)
+			(void)!read(sfd, &si, sizeof(si));
+		/* Our children: the runner, and whatever CLONE_PARENT made it give us. */
+		while ((pid = waitpid(-1, &status, WNOHANG | WUNTRACED | __WALL)) > 0) {
+			if (pid != runner)
+				continue;
+			if (WIFSTOPPED(status))
+				kill(runner, SIGCONT);
+			else
+				mirror(status);
+		}
+		if (listener < 0 || !(fds[0].revents & POLLIN))
+			continue;
+		memset(req_buf, 0, sizeof(req_buf));
+		if (ioctl(listener, SECCOMP_IOCTL_NOTIF_RECV, req))
+			continue;
+		memset(resp_buf, 0, sizeof(resp_buf));
+		resp->id = req->id;
+		resp->error = misbehave(env->fault, runner, mem, req->data.args[0], req->data.args[1], page);
+		if (!resp->error)
+			resp->flags = SECCOMP_USER_NOTIF_FLAG_CONTINUE;
+		ioctl(listener, SECCOMP_IOCTL_NOTIF_SEND, resp);
+	}
+	return -errno;
+}

@@ -1,0 +1,72 @@
+"""One fuzzing worker: what the atheris target does with each input.
+
+Kept apart from the target script so that it can be driven without atheris (tests,
+corpus replay) and instrumented with it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import time
+import zlib
+from dataclasses import dataclass, field
+
+from fuzz.decode import decode
+
+from . import profile as profiles
+from .findings import Store, from_result, from_violation, minimize
+from .sandbox import Sandbox
+from .verdict import evaluate
+
+STATS_EVERY = 1.0
+
+
+@dataclass
+class Worker:
+    sandbox: Sandbox
+    profile: profiles.Profile
+    store: Store
+    stats_path: str
+    inputs: int = 0
+    cases: int = 0
+    checks: int = 0
+    new_findings: int = 0
+    started: float = field(default_factory=time.monotonic)
+    written: float = 0.0
+
+    @classmethod
+    def from_environment(cls) -> Worker:
+        out = os.environ.get("CLONE3_FUZZ_OUT", os.path.join("reports", "manual"))
+        index = os.environ.get("CLONE3_FUZZ_WORKER", "0")
+        sandbox = Sandbox(fault=os.environ.get("CLONE3_FUZZ_FAULT") or None)
+        live = profiles.live(Sandbox())
+        kernel = os.environ.get("CLONE3_FUZZ_KERNEL")
+        profile = profiles.named(kernel, live) if kernel else live
+        os.makedirs(os.path.join(out, "stats"), exist_ok=True)
+        return cls(sandbox, profile, Store(out, profile), os.path.join(out, "stats", f"worker-{index}.json"))
+
+    def test_one_input(self, data: bytes) -> None:
+        cases = decode(data, self.profile.page_size)
+        named = [(f"input:{i}", case) for i, case in enumerate(cases)]
+        rng = random.Random(zlib.crc32(data))
+        evaluation = evaluate(named, self.sandbox, self.profile, relations=True, rng=rng)
+        found = [from_result(r) for r in evaluation.discrepancies]
+        found += [from_violation(v) for v in evaluation.violations]
+        for finding in found:
+            self.new_findings += self.store.record(finding, lambda f: minimize(f, self.sandbox, self.profile))
+        self.inputs += 1
+        self.cases += len(cases)
+        self.checks += len(evaluation.checks)
+        if time.monotonic() - self.written > STATS_EVERY:
+            self.write_stats()
+
+    def write_stats(self) -> None:
+        self.written = time.monotonic()
+        stats = {"inputs": self.inputs, "cases": self.cases, "checks": self.checks,
+                 "new_findings": self.new_findings, "seconds": self.written - self.started,
+                 "executors": self.sandbox.executors}
+        with open(self.stats_path + ".tmp", "w") as f:
+            json.dump(stats, f)
+        os.replace(self.stats_path + ".tmp", self.stats_path)
