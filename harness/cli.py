@@ -12,10 +12,13 @@ import json
 import sys
 from typing import Callable, Iterable, NoReturn, Sequence
 
-from . import bench, oracle, probe
+import time
+from pathlib import Path
+
+from . import bench, campaign, oracle, probe
 from . import profile as profiles
 from .case import Case, CaseError, loads, read_jsonl
-from .sandbox import DEFAULT_BATCH, DEFAULT_TIMEOUT_MS, HarnessError, Interrupted, Sandbox
+from .sandbox import DEFAULT_BATCH, DEFAULT_TIMEOUT_MS, FAULTS, HarnessError, Interrupted, Sandbox
 from .verdict import DISCREPANCY, Result, evaluate, judge, violation_json
 
 EXIT_OK, EXIT_DISCREPANCY, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -125,6 +128,70 @@ def cmd_predict(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _campaign_progress(label: str, seconds: int) -> Callable[[campaign.Stats], None]:
+    last = [0.0]
+    tty = sys.stderr.isatty()
+
+    def show(stats: campaign.Stats) -> None:
+        if not tty and time.monotonic() - last[0] < 10:
+            return
+        last[0] = time.monotonic()
+        line = (f"{label}: {stats.seconds:5.0f}s of {seconds}s  {stats.rate:8.0f} calls/s  "
+                f"({stats.cases} cases, {stats.checks} relation variants)  corpus {stats.corpus}  "
+                f"findings {len(stats.findings)}")
+        print(f"\r{line}" if tty else line, end="" if tty else "\n", file=sys.stderr, flush=True)
+
+    return show
+
+
+def _campaign(args: argparse.Namespace, out: Path, corpus: Path, fault: str | None, label: str) -> campaign.Stats:
+    stats = campaign.run(args.time, args.jobs, corpus, out, args.seed, kernel=getattr(args, "kernel", None),
+                         fault=fault, progress=_campaign_progress(label, args.time))
+    if sys.stderr.isatty():
+        print(file=sys.stderr)
+    for problem in stats.corpus_problems:
+        print(f"clone3-fuzz: {problem}", file=sys.stderr)
+    for index in stats.failed_workers:
+        print(f"clone3-fuzz: worker {index} failed; the end of {out}/logs/worker-{index}.log:\n"
+              f"{campaign.worker_log_tail(out, index)}", file=sys.stderr)
+    return stats
+
+
+def _default_out() -> Path:
+    return Path("reports") / time.strftime("%Y%m%d-%H%M%S")
+
+
+def cmd_fuzz(args: argparse.Namespace) -> int:
+    out = Path(args.out) if args.out else _default_out()
+    corpus = Path(args.corpus) if args.corpus else Path("reports") / "corpus"
+    stats = _campaign(args, out, corpus, None, "fuzz")
+    print(f"campaign: {stats.cases} cases and {stats.checks} relation variants in {stats.seconds:.0f}s "
+          f"({stats.rate:.0f}/s), corpus {stats.corpus} in {corpus}, {len(stats.findings)} findings")
+    for signature in stats.findings:
+        print(f"  {out}/findings/{signature}/")
+    print(f"report: {out}")
+    if stats.failed_workers:
+        return EXIT_USAGE
+    return EXIT_DISCREPANCY if stats.findings else EXIT_OK
+
+
+def cmd_selftest(args: argparse.Namespace) -> int:
+    faults = args.faults.split(",") if args.faults else list(FAULTS)
+    unknown = [f for f in faults if f not in FAULTS]
+    if unknown:
+        _die(f"selftest: unknown fault {unknown[0]!r} (known: {', '.join(FAULTS)})")
+    out = Path(args.out) if args.out else _default_out() / "selftest"
+    missed = []
+    for fault in faults:
+        stats = _campaign(args, out / fault, out / fault / "corpus", fault, f"selftest {fault}")
+        first = stats.findings[0] if stats.findings else "-"
+        print(f"{'detected' if stats.findings else 'MISSED':<9} {fault:<26} {len(stats.findings):>3} findings  {first}")
+        if not stats.findings:
+            missed.append(fault)
+    print(f"selftest: {len(faults) - len(missed)} of {len(faults)} planted faults detected; report: {out}")
+    return EXIT_DISCREPANCY if missed else EXIT_OK
+
+
 def cmd_probe(args: argparse.Namespace) -> int:
     result = probe.probe(_sandbox(args, "probe")).to_json()
     if args.json:
@@ -179,6 +246,18 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--relations", action="store_true", help="also run a variant of each case for every relation")
     run.set_defaults(func=cmd_run)
     predict.set_defaults(func=cmd_predict)
+    fuzz = command("fuzz", "a coverage-guided campaign (atheris); findings minimized, with C reproducers")
+    selftest = command("selftest", "short campaigns against planted faults: does the fuzzer catch them?")
+    for sub in (fuzz, selftest):
+        sub.add_argument("--time", type=int, default=60, metavar="S", help="seconds per campaign (default 60)")
+        sub.add_argument("--jobs", type=int, default=1, metavar="N", help="parallel workers (default 1)")
+        sub.add_argument("--out", metavar="DIR", help="where findings and logs go (default reports/<time>/)")
+        sub.add_argument("--seed", type=int, default=0, help="libFuzzer's seed for worker 0 (default 0)")
+    fuzz.add_argument("--corpus", metavar="DIR", help="libFuzzer corpus, kept between campaigns (default reports/corpus)")
+    fuzz.add_argument("--kernel", metavar="VERSION", help="judge as this kernel version instead of the running one")
+    fuzz.set_defaults(func=cmd_fuzz)
+    selftest.add_argument("--faults", metavar="A,B", help=f"which faults (default all: {', '.join(FAULTS)})")
+    selftest.set_defaults(func=cmd_selftest)
     b = command("bench", "executor speed beside a bare clone3 loop, in one run")
     b.add_argument("--scale", type=float, default=1.0, help="multiply the case counts (default 1.0)")
     b.set_defaults(func=cmd_bench)
@@ -187,8 +266,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if args.timeout_ms < 1 or args.batch < 1:
-        _die("--timeout-ms and --batch take a positive number")
+    if args.timeout_ms < 1 or args.batch < 1 or getattr(args, "time", 1) < 1 or getattr(args, "jobs", 1) < 1:
+        _die("--timeout-ms, --batch, --time and --jobs take a positive number")
     try:
         return int(args.func(args))
     except HarnessError as e:

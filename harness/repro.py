@@ -13,9 +13,9 @@ from . import abi
 from .case import CGROUP_RESOURCE, SET_TID_LIST, Case
 
 _TEMPLATE = r"""/*
- * clone3-fuzz reproducer: %(title)s
- * case: %(case)s
- * expected: %(expected)s
+ * clone3-fuzz reproducer: @title@
+ * case: @case@
+ * expected: @expected@
  * Build and run: cc repro.c && ./a.out [CGROUP_V2_DIR]
  */
 #define _GNU_SOURCE
@@ -30,10 +30,10 @@ _TEMPLATE = r"""/*
 #include <sys/wait.h>
 #include <unistd.h>
 
-static const unsigned char image[%(nimage)d] = {%(image)s};
-static const int32_t pids[%(npids)d] = {%(pids)s};
-static const char *expected[] = {%(expected_c)s};
-static uint8_t scratch[11][16384] __attribute__((aligned(4096)));
+static const unsigned char image[@nimage@] = {@image@};
+static const int32_t pids[@npids@] __attribute__((unused)) = {@pids@};
+static const char *expected[] = {@expected_c@};
+static uint8_t scratch[11][16384] __attribute__((aligned(4096), unused));
 
 /* The child returns nowhere: it exits from registers alone, as in clone3-fuzz's executor. */
 static long raw_clone3(void *args, uint64_t size)
@@ -60,23 +60,25 @@ static long raw_clone3(void *args, uint64_t size)
 int main(int argc, char **argv)
 {
 	long page = sysconf(_SC_PAGESIZE), ret;
-	uint64_t size = %(size)sULL, readable = %(readable)sULL, len = sizeof(image), all = ~0ULL;
+	uint64_t size = @size@ULL, readable = @readable@ULL, len = sizeof(image), all = ~0ULL;
 	uint8_t *region = mmap(NULL, 65536 + 2 * page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	uint8_t *guard = region + 65536 + page, *buf;
 	const char *cgroup_dir = argc > 1 ? argv[1] : "/sys/fs/cgroup";
 	int cgroup_fd = -1;
-	uint64_t value;
+	uint64_t value = 0;
 
 	(void)cgroup_dir;
+	(void)cgroup_fd;
+	(void)value;
 	mprotect(guard, page, PROT_NONE);
-	%(placement)s
+	@placement@
 	if (len > size)
 		len = size;
 	if (buf && len > readable)
 		len = readable;
 	if (buf)
 		memcpy(buf, image, len);
-%(refs)s
+@refs@
 	/* Every signal blocked, as in the executor: the child's exit_signal stays pending. */
 	syscall(SYS_rt_sigprocmask, SIG_SETMASK, &all, NULL, sizeof(all));
 	fflush(stdout);
@@ -84,11 +86,11 @@ int main(int argc, char **argv)
 	if (ret > 0)
 		waitpid((pid_t)ret, NULL, __WALL);
 	const char *observed = ret > 0 ? "success" : strerrorname_np((int)-ret);
-	printf("%%s\n", observed ? observed : "unknown errno");
+	printf("%s\n", observed ? observed : "unknown errno");
 	for (size_t i = 0; i < sizeof(expected) / sizeof(*expected); i++)
 		if (observed && !strcmp(observed, expected[i]))
 			return 0;
-	fprintf(stderr, "expected %(expected)s\n");
+	fprintf(stderr, "expected @expected@\n");
 	return 1;
 }
 """
@@ -130,10 +132,14 @@ def render(case: Case, expected: list[str], title: str) -> str:
     image = case.image()
     placement, readable = _placement(case)
     names = [e for e in expected if e == "success" or e in errno.errorcode.values()]
-    return _TEMPLATE % dict(
+    fields = dict(
         title=title.replace("*/", "* /"), case=case.dumps().replace("*/", "* /"), expected=", ".join(expected),
         nimage=max(len(image), 1), image=",".join(str(b) for b in image) or "0",
         npids=max(len(case.set_tid_pids), 1), pids=",".join(map(str, case.set_tid_pids)) or "0",
         expected_c=", ".join(f'"{e}"' for e in names) or '""', size=case.size, readable=readable,
         placement=placement, refs=_refs(case),
     )
+    text = _TEMPLATE
+    for key, value in fields.items():
+        text = text.replace(f"@{key}@", str(value))
+    return text

@@ -112,6 +112,16 @@ def _fault_names() -> dict[str, tuple[int, str]]:
 FAULTS = _fault_names()
 
 
+def exec_with_fault(argv: list[str], fault: str) -> int:
+    """Runs a program (a reproducer, say) with clone3 misbehaving as ``fault`` says;
+    returns its wait status."""
+    args = [ffi.new("char[]", a.encode()) for a in argv]
+    status = lib.c3_fault_exec(ffi.new("char *[]", [*args, ffi.NULL]), FAULTS[fault][0])
+    if status < 0:
+        raise HarnessError(f"fault: cannot run {argv[0]}: {os.strerror(-status)}")
+    return status
+
+
 def run_blob(blob: bytes, out: ffi.CData, info: ffi.CData, cgroup_fd: int = -1,
              timeout_ms: int = DEFAULT_TIMEOUT_MS, fault: int = 0) -> None:
     """One encoded batch through one sandboxed executor tree, outcomes into ``out`` (a

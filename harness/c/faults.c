@@ -20,7 +20,6 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/prctl.h>
-#include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
@@ -185,15 +184,14 @@ static int install_filter(void)
 	return (int)syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_NEW_LISTENER, &prog);
 }
 
-int c3_fault_execute(const uint8_t *blob, size_t len, uint32_t first, uint32_t n, struct c3_outcome *out,
-		     volatile uint32_t *cursor, const struct c3_env *env)
+/*
+ * Starts the runner: it opens its own memory (/proc shows the caller's pid namespace,
+ * where the notifier cannot name it by pid), installs the filter, hands both fds over and
+ * calls run(). Returns its pid; *listener and *mem are the notifier's ends.
+ */
+static pid_t start_runner(void (*run)(const void *), const void *arg, int *listener, int *mem)
 {
-	static uint8_t req_buf[512], resp_buf[512];
-	struct seccomp_notif *req = (void *)req_buf;
-	struct seccomp_notif_resp *resp = (void *)resp_buf;
-	long page = sysconf(_SC_PAGESIZE);
-	int sv[2], listener, mem, sfd;
-	sigset_t chld;
+	int sv[2];
 	pid_t runner;
 
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv))
@@ -202,46 +200,50 @@ int c3_fault_execute(const uint8_t *blob, size_t len, uint32_t first, uint32_t n
 	if (runner < 0)
 		return -errno;
 	if (runner == 0) {
-		int fd, err;
+		int self = open("/proc/self/mem", O_RDWR | O_CLOEXEC), fd;
 
 		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		/* Our own memory, opened by us: /proc shows the caller's pid namespace, where
-		 * the notifier cannot name us by pid. */
-		mem = open("/proc/self/mem", O_RDWR | O_CLOEXEC);
 		fd = install_filter();
-		if (mem < 0 || fd < 0 || send_fd(sv[1], fd) || send_fd(sv[1], mem))
+		if (self < 0 || fd < 0 || send_fd(sv[1], fd) || send_fd(sv[1], self))
 			_exit(67);
 		close(fd);
-		close(mem);
+		close(self);
 		close(sv[0]);
 		close(sv[1]);
-		c3_shed_inherited_memory();
-		err = c3_execute(blob, len, first, n, out, cursor, env);
-		_exit(err ? 67 : 0);
+		run(arg);
+		_exit(0);
 	}
-	listener = recv_fd(sv[0]);
-	mem = recv_fd(sv[0]);
-	sigemptyset(&chld);
-	sigaddset(&chld, SIGCHLD);
-	sfd = signalfd(-1, &chld, SFD_CLOEXEC);
+	close(sv[1]);
+	*listener = recv_fd(sv[0]);
+	*mem = recv_fd(sv[0]);
+	close(sv[0]);
+	return runner;
+}
+
+/*
+ * Answers the runner's clone3 calls until it ends; returns its wait status. With
+ * reap_all, children that CLONE_PARENT gave us are reaped too (in the sandbox, where this
+ * process has no other children), and a stopped runner is resumed.
+ */
+static int notify(pid_t runner, int listener, int mem, int fault, int reap_all)
+{
+	static uint8_t req_buf[512], resp_buf[512];
+	struct seccomp_notif *req = (void *)req_buf;
+	struct seccomp_notif_resp *resp = (void *)resp_buf;
+	long page = sysconf(_SC_PAGESIZE);
+
 	for (;;) {
-		struct pollfd fds[2] = {{listener, POLLIN, 0}, {sfd, POLLIN, 0}};
-		struct signalfd_siginfo si;
+		struct pollfd fds[1] = {{listener, POLLIN, 0}};
 		int status;
 		pid_t pid;
 
-		if (poll(fds, 2, 100) < 0 && errno != EINTR)
-			break;
-		if (fds[1].revents & POLLIN)
-			(void)!read(sfd, &si, sizeof(si));
-		/* Our children: the runner, and whatever CLONE_PARENT made it give us. */
-		while ((pid = waitpid(-1, &status, WNOHANG | WUNTRACED | __WALL)) > 0) {
+		poll(fds, 1, 10);
+		while ((pid = waitpid(reap_all ? -1 : runner, &status, WNOHANG | WUNTRACED | __WALL)) > 0) {
 			if (pid != runner)
 				continue;
-			if (WIFSTOPPED(status))
-				kill(runner, SIGCONT);
-			else
-				mirror(status);
+			if (!WIFSTOPPED(status))
+				return status;
+			kill(runner, SIGCONT); /* an exit_signal of SIGSTOP */
 		}
 		if (listener < 0 || !(fds[0].revents & POLLIN))
 			continue;
@@ -250,10 +252,61 @@ int c3_fault_execute(const uint8_t *blob, size_t len, uint32_t first, uint32_t n
 			continue;
 		memset(resp_buf, 0, sizeof(resp_buf));
 		resp->id = req->id;
-		resp->error = misbehave(env->fault, runner, mem, req->data.args[0], req->data.args[1], page);
+		resp->error = misbehave(fault, runner, mem, req->data.args[0], req->data.args[1], page);
 		if (!resp->error)
 			resp->flags = SECCOMP_USER_NOTIF_FLAG_CONTINUE;
 		ioctl(listener, SECCOMP_IOCTL_NOTIF_SEND, resp);
 	}
-	return -errno;
+}
+
+struct batch {
+	const uint8_t *blob;
+	size_t len;
+	uint32_t first, n;
+	struct c3_outcome *out;
+	volatile uint32_t *cursor;
+	const struct c3_env *env;
+};
+
+static void run_batch(const void *arg)
+{
+	const struct batch *b = arg;
+
+	c3_shed_inherited_memory();
+	if (c3_execute(b->blob, b->len, b->first, b->n, b->out, b->cursor, b->env))
+		_exit(67);
+}
+
+int c3_fault_execute(const uint8_t *blob, size_t len, uint32_t first, uint32_t n, struct c3_outcome *out,
+		     volatile uint32_t *cursor, const struct c3_env *env)
+{
+	struct batch b = {blob, len, first, n, out, cursor, env};
+	int listener, mem;
+	pid_t runner = start_runner(run_batch, &b, &listener, &mem);
+
+	if (runner < 0)
+		return runner;
+	mirror(notify(runner, listener, mem, env->fault, 1));
+	return 0;
+}
+
+static void run_program(const void *arg)
+{
+	char *const *argv = arg;
+
+	execv(argv[0], argv);
+	_exit(127);
+}
+
+int c3_fault_exec(char *const argv[], int fault)
+{
+	int listener, mem, status;
+	pid_t runner = start_runner(run_program, argv, &listener, &mem);
+
+	if (runner < 0)
+		return runner;
+	status = notify(runner, listener, mem, fault, 0);
+	close(listener);
+	close(mem);
+	return status;
 }
