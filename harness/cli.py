@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
+import tempfile
 from typing import Callable, Iterable, NoReturn, Sequence
 
 import time
@@ -19,7 +21,9 @@ from . import bench, campaign, oracle, probe
 from . import profile as profiles
 from .case import Case, CaseError, loads, read_jsonl
 from .sandbox import DEFAULT_BATCH, DEFAULT_TIMEOUT_MS, FAULTS, HarnessError, Interrupted, Sandbox
+from .findings import Store
 from .verdict import DISCREPANCY, Result, evaluate, judge, violation_json
+from .worker import Worker
 
 EXIT_OK, EXIT_DISCREPANCY, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -205,18 +209,28 @@ def cmd_probe(args: argparse.Namespace) -> int:
 
 def cmd_bench(args: argparse.Namespace) -> int:
     measures = bench.run(args.scale)
+    with tempfile.TemporaryDirectory() as out:
+        sandbox = Sandbox()
+        live = profiles.live(sandbox)
+        worker = Worker(sandbox, live, Store(out, live), os.path.join(out, "stats.json"))
+        campaigns = [bench.measure_campaign(mix, 5 * args.scale, worker) for mix in bench.MIXES]
     if args.json:
         print(json.dumps({
             "kinds": {m.kind: {"cases": m.cases, "raw_rate": m.raw_rate, "encode_rate": m.encode_rate,
                                "batch_rate": m.batch_rate, "decode_rate": m.decode_rate} for m in measures},
-            "ratios": {m.kind: m.ratio for m in measures},
-            "targets": {m.kind: m.target for m in measures},
+            "campaign": {c.mix: {"cases": c.cases, "calls": c.calls, "case_rate": c.case_rate,
+                                 "naive_rate": c.naive_rate} for c in campaigns},
+            "ratios": {**{m.kind: m.ratio for m in measures}, **{f"{c.mix}/naive": c.ratio for c in campaigns}},
+            "targets": {**{m.kind: m.target for m in measures}, "campaign-rejected/naive": 10.0},
         }, indent=2))
         return EXIT_OK
     print(f"{'kind':<18}{'cases':>8}{'raw/s':>12}{'batch/s':>12}{'ratio':>7}{'target':>8}{'encode/s':>11}{'decode/s':>11}")
     for m in measures:
         print(f"{m.kind:<18}{m.cases:>8}{m.raw_rate:>12.0f}{m.batch_rate:>12.0f}{m.ratio:>7.2f}"
               f"{m.target:>8.2f}{m.encode_rate:>11.0f}{m.decode_rate:>11.0f}")
+    print(f"\n{'campaign mix':<18}{'cases':>8}{'calls':>9}{'cases/s':>10}{'naive/s':>10}{'ratio':>7}")
+    for c in campaigns:
+        print(f"{c.mix:<18}{c.cases:>8}{c.calls:>9}{c.case_rate:>10.0f}{c.naive_rate:>10.0f}{c.ratio:>7.1f}")
     return EXIT_OK
 
 

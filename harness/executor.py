@@ -40,8 +40,9 @@ def _pad8(data: bytes) -> bytes:
 
 
 def encode_case(case: Case) -> bytes:
-    """One wire record: the header, the struct image and the set_tid pids."""
-    image = case.image()
+    """One wire record: the header, the struct image (without its trailing zeros, which
+    the executor supplies) and the set_tid pids."""
+    image = case.image().rstrip(b"\0")
     refs = bytes(_REF.get(case.refs.get(name, ""), lib.C3_REF_LITERAL) for name in abi.FIELDS)
     readable = case.placed_readable if case.memory == "guard" else 0
     header = _HEADER.pack(case.size, len(image), readable, _MEMORY[case.memory], len(case.set_tid_pids), refs,

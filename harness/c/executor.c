@@ -137,7 +137,7 @@ static uint64_t resolve(const struct c3_case *c, int field, const int32_t *pids,
 static uint8_t *place(const struct c3_case *c, const uint8_t *image, const int32_t *pids,
 		      const struct c3_env *env, size_t *readable)
 {
-	size_t cap, len;
+	size_t cap, len, reach;
 	uint8_t *buf;
 
 	switch (c->memory) {
@@ -155,11 +155,9 @@ static uint8_t *place(const struct c3_case *c, const uint8_t *image, const int32
 		cap = C3_MAX_IMAGE;
 		buf = arena.mapped;
 	}
-	len = c->nbytes;
-	if (len > cap)
-		len = cap;
-	if (len > c->size)
-		len = (size_t)c->size;
+	/* The image comes without its trailing zeros; the kernel may read `reach` bytes. */
+	reach = c->size < cap ? (size_t)c->size : cap;
+	len = c->nbytes < reach ? c->nbytes : reach;
 	memcpy(buf, image, len);
 	if (c->memory == C3_MEM_GUARD) {
 		memset(buf + len, 0, cap - len);
@@ -171,16 +169,19 @@ static uint8_t *place(const struct c3_case *c, const uint8_t *image, const int32
 		arena.mapped_dirty = len;
 	}
 	for (int f = 0; f < C3_NFIELDS && c->nrefs; f++) {
-		size_t off = (size_t)f * 8;
+		size_t off = (size_t)f * 8, n;
 		uint64_t v;
 
-		if (c->ref[f] == C3_REF_LITERAL || off >= len)
+		if (c->ref[f] == C3_REF_LITERAL || off >= reach)
 			continue;
 		v = resolve(c, f, pids, env);
 		/* A size that ends inside the field passes only its low bytes. */
-		memcpy(buf + off, &v, len - off < 8 ? len - off : 8);
+		n = reach - off < 8 ? reach - off : 8;
+		memcpy(buf + off, &v, n);
+		if (c->memory != C3_MEM_GUARD && off + n > arena.mapped_dirty)
+			arena.mapped_dirty = off + n;
 	}
-	*readable = len;
+	*readable = reach;
 	return buf;
 }
 

@@ -1,0 +1,36 @@
+"""The regression corpus, as pure oracle checks: every listed kernel version's expectation."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from harness import profile as profiles
+from harness.case import CaseError
+from harness.corpus import Regression, read_regressions
+from harness.oracle import predict
+
+from .test_oracle import ROOT
+
+ENTRIES = list(read_regressions())
+
+
+def test_the_corpus_loads() -> None:
+    assert ENTRIES and not [e for e in ENTRIES if isinstance(e, CaseError)]
+
+
+@pytest.mark.parametrize("entry", [e for e in ENTRIES if isinstance(e, Regression)], ids=lambda e: e.where)
+def test_the_oracle_expects_what_each_kernel_gave(entry: Regression) -> None:
+    for version, outcomes in entry.expected.items():
+        assert predict(entry.case, profiles.named(version, ROOT)).outcomes == outcomes, version
+
+
+def test_a_bad_entry_is_named_and_the_rest_loads(tmp_path: Path) -> None:
+    (tmp_path / "r.jsonl").write_text('{"case": {"size": 88}, "expected": {"6.1": ["success"]}}\n'
+                                      '{"case": {"size": 88, "x": 1}}\n{"case": {"size": 64}, "expected": {"v": []}}\n'
+                                      '{"case": {"size": 4097}, "expected": {"5.3": ["E2BIG"]}}\n')
+    loaded = list(read_regressions(tmp_path))
+    assert [str(e) if isinstance(e, CaseError) else e.where for e in loaded] == [
+        "r.jsonl:1", "r.jsonl:2: x: unknown key", "r.jsonl:3: expected: not a kernel version: 'v'", "r.jsonl:4"]
+    assert loaded[0].expected_on((6, 5, 0)) == ["success"] and loaded[0].expected_on((5, 4, 0)) is None
