@@ -100,7 +100,7 @@ def minimize(finding: Finding, sandbox: Sandbox, profile: Profile, rounds: int =
 
     if not finding.fixed:
         return finding  # its expectation comes from a source case that shrinking would change
-    case = finding.case
+    case = replace(finding.case, note="")
     for _ in range(rounds):
         candidates = _simpler(case)
         keep = next((c for c, ok in zip(candidates, still(candidates)) if ok), None) if candidates else None

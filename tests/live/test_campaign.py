@@ -57,9 +57,12 @@ def test_corrupt_corpus_entries_are_named_and_skipped(tmp_path: Path) -> None:
 
 def test_sigint_loses_no_corpus_entry_or_finding(tmp_path: Path) -> None:
     out = tmp_path / "st"
+    # A shell that started us in the background may have left SIGINT ignored: undo that
+    # for the campaign, as a terminal would have it.
     process = subprocess.Popen([sys.executable, "-m", "harness", "selftest", "--faults", "undersize-e2big",
                                 "--time", "120", "--out", str(out)], cwd=ROOT, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True)
+                               stderr=subprocess.PIPE, text=True,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     findings, corpus = out / "undersize-e2big" / "findings", out / "undersize-e2big" / "corpus"
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and not (findings.exists() and any(_complete(f) for f in findings.iterdir())):
@@ -68,7 +71,10 @@ def test_sigint_loses_no_corpus_entry_or_finding(tmp_path: Path) -> None:
     seen_corpus = {p.name for p in corpus.iterdir()}
     seen_findings = {p.name for p in findings.iterdir() if _complete(p)}
     process.send_signal(signal.SIGINT)
-    stdout, stderr = process.communicate(timeout=60)
+    try:
+        stdout, stderr = process.communicate(timeout=60)
+    finally:
+        process.kill()
     assert seen_findings, stderr
     assert seen_corpus <= {p.name for p in corpus.iterdir()}
     assert seen_findings <= {p.name for p in findings.iterdir() if _complete(p)}

@@ -91,11 +91,16 @@ def test_a_signal_for_the_caller_loses_no_outcome() -> None:
 
 
 def test_interrupt_returns_every_outcome_so_far() -> None:
+    # Started in the background, this process may have SIGINT ignored; ^C must raise here.
+    old = signal.signal(signal.SIGINT, signal.default_int_handler)
     timer = threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGINT))
     timer.start()
-    with pytest.raises(Interrupted) as stop:
-        Sandbox(batch_size=500).run([SUCCESS] * 100_000)
-    timer.join()
+    try:
+        with pytest.raises(Interrupted) as stop:
+            Sandbox(batch_size=500).run([SUCCESS] * 100_000)
+    finally:
+        timer.join()
+        signal.signal(signal.SIGINT, old)
     done = [o for o in stop.value.outcomes if o is not None]
     assert 0 < len(done) < 100_000
     assert all(o.observed == "success" for o in done)
