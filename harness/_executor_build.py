@@ -45,6 +45,7 @@ int c3_tree_wait(struct c3_tree *t);
 void c3_tree_finish(struct c3_tree *t, struct c3_outcome *out, struct c3_batch_info *info, int stop);
 const char *c3_fault_name(int fault);
 int c3_fault_exec(char *const argv[], int fault);
+int c3_exec_filtered(char *const argv[], int err);
 int64_t c3_baseline(const void *args, uint64_t size, uint32_t iterations, int reap);
 """
 

@@ -16,6 +16,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, TextIO
@@ -38,6 +39,7 @@ class Stats:
     findings: list[str] = field(default_factory=list)
     failed_workers: list[int] = field(default_factory=list)
     corpus_problems: list[str] = field(default_factory=list)
+    rules: Counter[str] = field(default_factory=Counter)
 
     @property
     def rate(self) -> float:
@@ -74,6 +76,7 @@ def _collect(out: Path, corpus: Path, started: float) -> Stats:
         stats.inputs += data["inputs"]
         stats.cases += data["cases"]
         stats.checks += data["checks"]
+        stats.rules.update(data.get("rules", {}))
     stats.corpus = sum(1 for _ in corpus.iterdir())
     findings = out / "findings"
     stats.findings = sorted(p.name for p in findings.iterdir() if (p / "finding.json").exists()) if findings.exists() else []
@@ -130,7 +133,7 @@ def run(seconds: int, jobs: int, corpus: Path, out: Path, seed: int, kernel: str
     (out / "campaign.json").write_text(json.dumps({
         "seconds": stats.seconds, "jobs": jobs, "seed": seed, "kernel": kernel, "fault": fault,
         "inputs": stats.inputs, "cases": stats.cases, "relation_checks": stats.checks, "rate": stats.rate,
-        "corpus": stats.corpus, "corpus_dir": str(corpus), "findings": stats.findings,
+        "corpus": stats.corpus, "corpus_dir": str(corpus), "findings": stats.findings, "rules": dict(stats.rules),
         "failed_workers": stats.failed_workers,
     }, indent=2) + "\n")
     return stats

@@ -17,7 +17,7 @@ from typing import Callable, Iterable, NoReturn, Sequence
 import time
 from pathlib import Path
 
-from . import bench, campaign, oracle, probe
+from . import bench, campaign, ci, oracle, probe
 from . import profile as profiles
 from .case import Case, CaseError, loads, read_jsonl
 from .sandbox import DEFAULT_BATCH, DEFAULT_TIMEOUT_MS, FAULTS, HarnessError, Interrupted, Sandbox
@@ -196,6 +196,20 @@ def cmd_selftest(args: argparse.Namespace) -> int:
     return EXIT_DISCREPANCY if missed else EXIT_OK
 
 
+def cmd_ci(args: argparse.Namespace) -> int:
+    folder = Path(args.report) if args.report else _default_out()
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        _die(f"--report: {folder}: {e.strerror}")
+    if not args.report:
+        latest = Path("reports") / "latest"
+        if latest.is_symlink() or not latest.exists():
+            latest.unlink(missing_ok=True)
+            latest.symlink_to(folder.name)
+    return ci.run(args.time, folder, args.junit, kernel=args.kernel, fault=args.fault)
+
+
 def cmd_probe(args: argparse.Namespace) -> int:
     result = probe.probe(_sandbox(args, "probe")).to_json()
     if args.json:
@@ -272,7 +286,14 @@ def build_parser() -> argparse.ArgumentParser:
     fuzz.set_defaults(func=cmd_fuzz)
     selftest.add_argument("--faults", metavar="A,B", help=f"which faults (default all: {', '.join(FAULTS)})")
     selftest.set_defaults(func=cmd_selftest)
-    b = command("bench", "executor speed beside a bare clone3 loop, in one run")
+    job = command("ci", "the CI job: replay the corpus, check the relations, fuzz; a report and an exit status")
+    job.add_argument("--time", type=int, default=60, metavar="S", help="the whole job's budget in seconds (default 60)")
+    job.add_argument("--junit", metavar="FILE", help="also write JUnit XML here")
+    job.add_argument("--report", metavar="DIR", help="the report folder (default reports/<time>/, and reports/latest)")
+    job.add_argument("--kernel", metavar="VERSION", help="judge as this kernel version instead of the running one")
+    job.add_argument("--fault", choices=list(FAULTS), help="plant a fault (to see the job fail)")
+    job.set_defaults(func=cmd_ci)
+    b = command("bench", "executor and campaign speed beside baselines, in one run")
     b.add_argument("--scale", type=float, default=1.0, help="multiply the case counts (default 1.0)")
     b.set_defaults(func=cmd_bench)
     return parser

@@ -112,14 +112,24 @@ def _fault_names() -> dict[str, tuple[int, str]]:
 FAULTS = _fault_names()
 
 
+def _exec(argv: list[str], run: Callable[[ffi.CData], int]) -> int:
+    args = [ffi.new("char[]", a.encode()) for a in argv]
+    status = run(ffi.new("char *[]", [*args, ffi.NULL]))
+    if status < 0:
+        raise HarnessError(f"cannot run {argv[0]}: {os.strerror(-status)}")
+    return status
+
+
 def exec_with_fault(argv: list[str], fault: str) -> int:
     """Runs a program (a reproducer, say) with clone3 misbehaving as ``fault`` says;
     returns its wait status."""
-    args = [ffi.new("char[]", a.encode()) for a in argv]
-    status = lib.c3_fault_exec(ffi.new("char *[]", [*args, ffi.NULL]), FAULTS[fault][0])
-    if status < 0:
-        raise HarnessError(f"fault: cannot run {argv[0]}: {os.strerror(-status)}")
-    return status
+    return _exec(argv, lambda args: lib.c3_fault_exec(args, FAULTS[fault][0]))
+
+
+def exec_filtered(argv: list[str], err: int) -> int:
+    """Runs a program under a seccomp filter that fails every clone3 with ``err`` (as a
+    container's default profile does with ENOSYS); returns its wait status."""
+    return _exec(argv, lambda args: lib.c3_exec_filtered(args, err))
 
 
 def run_blob(blob: bytes, out: ffi.CData, info: ffi.CData, cgroup_fd: int = -1,

@@ -11,6 +11,7 @@ import os
 import random
 import time
 import zlib
+from collections import Counter
 from dataclasses import dataclass, field
 
 from fuzz.decode import decode
@@ -33,6 +34,7 @@ class Worker:
     cases: int = 0
     checks: int = 0
     new_findings: int = 0
+    rules: Counter[str] = field(default_factory=Counter)
     started: float = field(default_factory=time.monotonic)
     written: float = 0.0
 
@@ -59,6 +61,7 @@ class Worker:
         self.inputs += 1
         self.cases += len(cases)
         self.checks += len(evaluation.checks)
+        self.rules.update(evaluation.rule_counts())
         if time.monotonic() - self.written > STATS_EVERY:
             self.write_stats()
 
@@ -66,7 +69,7 @@ class Worker:
         self.written = time.monotonic()
         stats = {"inputs": self.inputs, "cases": self.cases, "checks": self.checks,
                  "new_findings": self.new_findings, "seconds": self.written - self.started,
-                 "executors": self.sandbox.executors}
+                 "executors": self.sandbox.executors, "rules": dict(self.rules)}
         with open(self.stats_path + ".tmp", "w") as f:
             json.dump(stats, f)
         os.replace(self.stats_path + ".tmp", self.stats_path)

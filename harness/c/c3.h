@@ -121,8 +121,10 @@ void c3_shed_inherited_memory(void);
 int c3_fault_execute(const uint8_t *blob, size_t len, uint32_t first, uint32_t n,
 		     struct c3_outcome *out, volatile uint32_t *cursor, const struct c3_env *env);
 const char *c3_fault_name(int fault);
-/* Runs a program under a planted fault; returns its wait status, or -errno. */
+/* Runs a program under a planted fault, or under a seccomp filter that fails every clone3
+ * with err; returns its wait status, or -errno. */
 int c3_fault_exec(char *const argv[], int fault);
+int c3_exec_filtered(char *const argv[], int err);
 
 /* The baseline for benchmarks: the bare syscall in a loop; see sandbox.c. */
 int64_t c3_baseline(const void *args, uint64_t size, uint32_t iterations, int reap);

@@ -1,0 +1,141 @@
+"""The CI job: one command that says whether this kernel (or sandbox, or emulator) keeps
+the clone3 contract, within a time budget, with an exit status and a report.
+
+In order: probe (a missing clone3 ends it here, exit 3); replay the corpus (the seeds and
+the regressions) with every relation; draw the ABI map; fuzz for the time that is left.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from . import abi, campaign, report
+from . import profile as profiles
+from .case import Case, CaseError, parse, read_jsonl
+from .corpus import Regression, read_regressions
+from .probe import probe
+from .sandbox import HarnessError, Sandbox
+from .verdict import evaluate, violation_json
+
+EXIT_AGREE, EXIT_DISAGREE, EXIT_HARNESS, EXIT_UNAVAILABLE = 0, 1, 2, 3
+REPORT_MARGIN = 5  # seconds kept for writing the report
+TAIL_OFFSETS = ["none", 88, 95, 96, 128, 512, 1024, 2048, 4095]
+
+
+def _abi_sizes(page: int) -> list[int]:
+    return [0, 32, 63, 64, 72, 80, 84, 88, 96, 128, 512, 1024, 2048, page - 1, page, page + 1, 2 * page]
+
+
+def abi_map(sandbox: Sandbox, page: int) -> dict[str, Any]:
+    """Outcomes over size x tail offset, and for each flag bit alone: this kernel at a glance."""
+    sizes = _abi_sizes(page)
+    grid_cases = [parse({"size": s, **({} if o == "none" else {"tail": {str(o): 1}})})
+                  for s in sizes for o in TAIL_OFFSETS]
+    flag_cases = [parse({"size": abi.STRUCT_SIZE, "flags": hex(1 << bit)}) for bit in range(64)]
+    outcomes = [o.observed for o in sandbox.run(grid_cases + flag_cases)]
+    width = len(TAIL_OFFSETS)
+    grid = [outcomes[i * width:(i + 1) * width] for i in range(len(sizes))]
+    flags = [{"bit": bit, "name": (abi.flag_names(1 << bit) or [""])[0], "observed": outcomes[len(grid_cases) + bit]}
+             for bit in range(64)]
+    return {"sizes": sizes, "tail_offsets": TAIL_OFFSETS, "grid": grid, "flags": flags}
+
+
+def _replay_cases(seeds: Path) -> tuple[list[tuple[str, Case]], list[Regression], list[str]]:
+    named: list[tuple[str, Case]] = []
+    problems = []
+    with open(seeds) as stream:
+        for where, item in read_jsonl(stream, seeds.name):
+            if isinstance(item, CaseError):
+                problems.append(f"{item} (skipped)")
+            else:
+                named.append((where, item))
+    regressions = []
+    for entry in read_regressions():
+        if isinstance(entry, CaseError):
+            problems.append(f"{entry} (skipped)")
+        else:
+            regressions.append(entry)
+            named.append((entry.where, entry.case))
+    return named, regressions, problems
+
+
+def _findings(out: Path) -> list[dict[str, Any]]:
+    found = []
+    for folder in sorted((out / "findings").glob("*/finding.json")):
+        meta = json.loads(folder.read_text())
+        repro = folder.parent / "repro.c"
+        found.append({**meta, "repro_path": str(repro), "repro": repro.read_text() if repro.exists() else ""})
+    return found
+
+
+def run(seconds: int, report_dir: Path, junit: str | None, kernel: str | None = None, fault: str | None = None,
+        log: Any = print) -> int:
+    started = time.monotonic()
+    deadline = started + seconds
+    sandbox = Sandbox(fault=fault)
+    data: dict[str, Any] = {"tool": "clone3-fuzz", "started": time.strftime("%Y-%m-%dT%H:%M:%S"), "kernel": os.uname().release,
+                            "fault": fault, "discrepancies": [], "findings": [], "rules": {}, "relation_counts": {},
+                            "counts": {"cases": 0, "relation_checks": 0, "discrepancies": 0}, "problems": []}
+
+    def finish(status: str, code: int) -> int:
+        data.update(status=status, exit_code=code, seconds=time.monotonic() - started)
+        report.write_all(data, str(report_dir), junit)
+        log(f"{report._headline(data)}")
+        log(f"report: {report_dir}/report.html (report.json, report.md{', ' + junit if junit else ''})")
+        return code
+
+    try:
+        measured = probe(sandbox)
+        data["clone3"] = measured.clone3
+        if measured.clone3 != "available":
+            data["clone3_cause"] = measured.clone3_missing_cause
+            data["profile"] = measured.to_json()
+            return finish("clone3-unavailable", EXIT_UNAVAILABLE)
+        live = profiles.live(sandbox, measured)
+        profile = profiles.named(kernel, live) if kernel else live
+        data.update(profile=profile.to_json(), kernel=profile.release)
+        named, regressions, problems = _replay_cases(campaign.SEEDS)
+        data["problems"] = problems
+        evaluation = evaluate(named, sandbox, profile, relations=True)
+        observed = {r.where: r.observed for r in evaluation.results}
+        data["discrepancies"] = [r.to_json() for r in evaluation.discrepancies]
+        data["discrepancies"] += [violation_json(v) for v in evaluation.violations]
+        if profile.cap_sys_admin and not kernel:
+            for entry in regressions:
+                due = entry.expected_on(profile.version)
+                if due is not None and observed.get(entry.where) not in due:
+                    data["discrepancies"].append({"where": entry.where, "rule": "regression", "case": entry.case.to_json(),
+                                                  "observed": observed.get(entry.where), "expected": due,
+                                                  "note": entry.note})
+        rules = evaluation.rule_counts()
+        data["relation_counts"] = dict(Counter(c.relation for c in evaluation.checks))
+        data["abi_map"] = abi_map(sandbox, profile.page_size)
+        counts = {"cases": len(named), "relation_checks": len(evaluation.checks)}
+        left = int(deadline - time.monotonic() - REPORT_MARGIN)
+        if left >= 2:
+            samples: list[list[float]] = []
+            stats = campaign.run(left, 1, Path("reports") / "corpus", report_dir, 0, kernel=kernel, fault=fault,
+                                 progress=lambda s: samples.append([round(s.seconds, 1), s.cases + s.checks]))
+            rules.update(stats.rules)
+            counts = {"cases": counts["cases"] + stats.cases, "relation_checks": counts["relation_checks"] + stats.checks}
+            data["campaign"] = {"seconds": stats.seconds, "cases": stats.cases, "relation_checks": stats.checks,
+                                "rate": stats.rate, "corpus": stats.corpus, "samples": samples,
+                                "failed_workers": stats.failed_workers}
+            if stats.failed_workers:
+                data["problems"].append(f"campaign workers failed: {stats.failed_workers}")
+        data["rules"] = dict(rules)
+        data["findings"] = _findings(report_dir)
+        data["counts"] = {**counts, "discrepancies": len(data["discrepancies"])}
+    except HarnessError as e:
+        data["problems"].append(str(e))
+        return finish("harness-error", EXIT_HARNESS)
+    if data.get("campaign", {}).get("failed_workers"):
+        return finish("harness-error", EXIT_HARNESS)
+    if data["discrepancies"] or data["findings"]:
+        return finish("discrepancy", EXIT_DISAGREE)
+    return finish("agree", EXIT_AGREE)
