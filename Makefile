@@ -5,7 +5,6 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-REPORT := reports/$(shell date +%Y%m%d-%H%M%S)
 
 .PHONY: run test bench clean
 
@@ -14,15 +13,11 @@ $(STAMP): pyproject.toml setup.py harness/_executor_build.py $(wildcard harness/
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e .
 	touch $@
 
-# The default campaign: the seeds and their relations judged, then 60 s of fuzzing.
-# Exit status 1 means findings (see the report folder), as in `clone3-fuzz fuzz`.
+# The main job: `clone3-fuzz ci` on the running kernel (corpus replay, relations, ABI map,
+# a campaign; 60 s), reported in reports/<time>/ with reports/latest pointing at it. Its
+# last lines say what it found and where the report is; exit status 1 means findings.
 run: $(STAMP)
-	mkdir -p $(REPORT)
-	ln -sfn $(notdir $(REPORT)) reports/latest
-	$(BIN)/clone3-fuzz probe --json > $(REPORT)/probe.json
-	$(BIN)/clone3-fuzz run --json --relations -f corpus/seeds.jsonl > $(REPORT)/seeds.jsonl || \
-	  echo "seed corpus: discrepancies, see $(REPORT)/seeds.jsonl"
-	$(BIN)/clone3-fuzz fuzz --time 60 --out $(REPORT)
+	$(BIN)/clone3-fuzz ci
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
