@@ -22,6 +22,7 @@ from .case import CGROUP_RESOURCE, MAX_IMAGE, SET_TID_LIST, Case
 from .profile import Profile
 
 SUCCESS = "success"
+AGREE, DISCREPANCY = "agree", "discrepancy"
 
 #: Every rule, in the kernel's order, with what it checks.
 RULES: dict[str, str] = {
@@ -112,7 +113,7 @@ class Prediction:
         return next(iter(self.rules.values()))
 
     def verdict(self, observed: str) -> str:
-        return "agree" if observed in self.rules else "discrepancy"
+        return AGREE if observed in self.rules else DISCREPANCY
 
 
 class _Walk:

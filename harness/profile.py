@@ -54,10 +54,6 @@ class Profile:
     cgroup2_usable: bool
 
     @property
-    def newtime_accepted(self) -> bool:
-        return bool(self.accepted_flags & abi.CLONE["CLONE_NEWTIME"])
-
-    @property
     def has_autoreap(self) -> bool:
         return bool(self.accepted_flags & abi.CLONE["CLONE_AUTOREAP"])
 

@@ -12,12 +12,10 @@ from typing import Any, Sequence
 
 from .case import Case
 from .executor import Outcome
-from .oracle import Prediction, predict
+from .oracle import DISCREPANCY, Prediction, predict
 from .profile import Profile
 from .relations import Check, Violation, derive, violations
 from .sandbox import Sandbox
-
-AGREE, DISCREPANCY = "agree", "discrepancy"
 
 
 @dataclass(frozen=True)
