@@ -2,7 +2,8 @@
 
 Exit status: 0 when the work ran and everything agreed; 1 when an outcome disagreed with
 the oracle or a relation; 2 on bad input or a harness failure (one line on stderr naming
-the culprit); 130 after ^C, with every result obtained so far printed.
+the culprit); 3 when clone3 is unavailable here (ENOSYS, perhaps from a seccomp filter);
+130 after ^C, with every result obtained so far printed.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from .findings import Store
 from .verdict import DISCREPANCY, Result, evaluate, judge, violation_json
 from .worker import Worker
 
-EXIT_OK, EXIT_DISCREPANCY, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXIT_OK, EXIT_DISCREPANCY, EXIT_USAGE, EXIT_UNAVAILABLE, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
 
 class _Parser(argparse.ArgumentParser):
@@ -80,6 +81,20 @@ def _gather(args: argparse.Namespace) -> list[tuple[str, Case]]:
     return found  # type: ignore[return-value]  # no CaseError is left
 
 
+def _unavailable(measured: probe.Probe) -> str:
+    return f"clone3 is unavailable here: {measured.clone3_missing_cause}"
+
+
+def _require_clone3(sandbox: Sandbox) -> probe.Probe:
+    """The probe, or a one-line error and exit 3 when clone3 is missing: a campaign
+    against ENOSYS would only ever agree with itself."""
+    measured = probe.probe(sandbox)
+    if measured.clone3 != "available":
+        print(f"clone3-fuzz: {_unavailable(measured)}", file=sys.stderr)
+        raise SystemExit(EXIT_UNAVAILABLE)
+    return measured
+
+
 def _profile(args: argparse.Namespace, sandbox: Sandbox) -> profiles.Profile:
     live = profiles.live(sandbox)
     return profiles.named(args.kernel, live) if args.kernel else live
@@ -110,6 +125,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"clone3-fuzz: interrupted after {done} of {len(named)} cases", file=sys.stderr)
         return EXIT_INTERRUPTED
     _print_results(evaluation.results, args.json)
+    if profile.source == "live" and profile.clone3 != "available":
+        print(f"clone3-fuzz: clone3 is unavailable here (every call gave {profile.clone3})", file=sys.stderr)
+        return EXIT_UNAVAILABLE
     for violation in evaluation.violations:
         if args.json:
             print(json.dumps(violation_json(violation)))
@@ -166,6 +184,7 @@ def _default_out() -> Path:
 
 
 def cmd_fuzz(args: argparse.Namespace) -> int:
+    _require_clone3(Sandbox())
     out = Path(args.out) if args.out else _default_out()
     corpus = Path(args.corpus) if args.corpus else Path("reports") / "corpus"
     stats = _campaign(args, out, corpus, None, "fuzz")
@@ -184,6 +203,7 @@ def cmd_selftest(args: argparse.Namespace) -> int:
     unknown = [f for f in faults if f not in FAULTS]
     if unknown:
         _die(f"selftest: unknown fault {unknown[0]!r} (known: {', '.join(FAULTS)})")
+    _require_clone3(Sandbox())
     out = Path(args.out) if args.out else _default_out() / "selftest"
     missed = []
     for fault in faults:
@@ -211,14 +231,18 @@ def cmd_ci(args: argparse.Namespace) -> int:
 
 
 def cmd_probe(args: argparse.Namespace) -> int:
-    result = probe.probe(_sandbox(args, "probe")).to_json()
+    measured = probe.probe(_sandbox(args, "probe"))
+    status = EXIT_OK if measured.clone3 == "available" else EXIT_UNAVAILABLE
+    if status:
+        print(f"clone3-fuzz: {_unavailable(measured)}", file=sys.stderr)
+    result = measured.to_json()
     if args.json:
         print(json.dumps(result, indent=2))
-        return EXIT_OK
+        return status
     privilege = result.pop("privilege")
     for key, value in [*result.items(), *privilege.items()]:
         print(f"{key + ':':<26}{' '.join(value) if isinstance(value, list) else value}")
-    return EXIT_OK
+    return status
 
 
 def cmd_bench(args: argparse.Namespace) -> int:

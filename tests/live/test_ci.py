@@ -97,3 +97,16 @@ def test_the_html_report_opens_in_chromium(agreeing: tuple[subprocess.CompletedP
     subprocess.run(["chromium", *flags, f"--screenshot={shot}", "--window-size=1200,1600",
                     f"file://{folder}/report.html"], capture_output=True, timeout=120)
     assert shot.exists() and shot.stat().st_size > 10_000
+
+
+@pytest.mark.parametrize("command", [["probe"], ["run", '{"size": 88}'], ["fuzz", "--time", "2"], ["selftest", "--time", "2"]])
+def test_every_command_names_a_hidden_clone3(command: list[str], tmp_path: Path) -> None:
+    """Under a container-style filter, each command says so in one line and exits 3."""
+    log = tmp_path / "stderr"
+    shell = f'exec "$@" 2>{log} >/dev/null'
+    argv = ["/bin/sh", "-c", shell, "sh", sys.executable, "-m", "harness", *command]
+    if command[0] in ("fuzz", "selftest"):
+        argv += ["--out", str(tmp_path / "out")]
+    assert os.waitstatus_to_exitcode(exec_filtered(argv, errno.ENOSYS)) == 3
+    lines = log.read_text().splitlines()
+    assert len(lines) == 1 and "clone3 is unavailable here" in lines[0], lines
