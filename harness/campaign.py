@@ -106,8 +106,11 @@ def run(seconds: int, jobs: int, corpus: Path, out: Path, seed: int, kernel: str
                        f"-artifact_prefix={out}/artifacts/", "-timeout=60", "-rss_limit_mb=8192", "-print_final_stats=1",
                        # Long inputs are batches of many cases: grow to them at once.
                        "-len_control=0", "-max_len=4096"]
-            workers.append((subprocess.Popen(command, env={**env, "CLONE3_FUZZ_WORKER": str(index)}, stdout=log,
-                                             stderr=subprocess.STDOUT, cwd=ROOT), log))
+            # The running interpreter, by /proc/self/exe: its path (sys.executable) may lie
+            # behind a directory this user cannot search, and argv[0] still selects the venv.
+            workers.append((subprocess.Popen(command, executable="/proc/self/exe", stdout=log, cwd=ROOT,
+                                             env={**env, "CLONE3_FUZZ_WORKER": str(index)},
+                                             stderr=subprocess.STDOUT), log))
         while any(p.poll() is None for p, _ in workers):
             time.sleep(0.5)
             if progress:

@@ -119,7 +119,7 @@ def run(seconds: int, report_dir: Path, junit: str | None, kernel: str | None = 
         left = int(deadline - time.monotonic() - REPORT_MARGIN)
         if left >= 2:
             samples: list[list[float]] = []
-            stats = campaign.run(left, 1, Path("reports") / "corpus", report_dir, 0, kernel=kernel, fault=fault,
+            stats = campaign.run(left, 1, report_dir / "corpus", report_dir, 0, kernel=kernel, fault=fault,
                                  progress=lambda s: samples.append([round(s.seconds, 1), s.cases + s.checks]))
             rules.update(stats.rules)
             counts = {"cases": counts["cases"] + stats.cases, "relation_checks": counts["relation_checks"] + stats.checks}

@@ -7,7 +7,9 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 
@@ -141,3 +143,26 @@ def test_unprivileged_seed_corpus_agrees(nobody: tuple[str, ...]) -> None:
     done = clone3_fuzz("run", "--json", "--relations", "-f", "corpus/seeds.jsonl", prefix=nobody)
     assert done.returncode == 0, done.stdout + done.stderr
     assert {json.loads(line)["verdict"] for line in done.stdout.splitlines()} == {"agree"}
+
+
+@pytest.fixture
+def shared_dir() -> Iterator[Path]:
+    """A folder uid 65534 may write (pytest's own tmp_path is private to root)."""
+    path = Path(tempfile.mkdtemp(prefix="clone3-fuzz-nobody-"))
+    path.chmod(0o777)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def test_unprivileged_ci_job(nobody: tuple[str, ...], shared_dir: Path) -> None:
+    done = clone3_fuzz("ci", "--time", "10", "--report", str(shared_dir / "report"), prefix=nobody)
+    assert done.returncode == 0, done.stdout + done.stderr
+    report = json.loads((shared_dir / "report" / "report.json").read_text())
+    assert report["status"] == "agree" and report["campaign"]["cases"] > 0
+    assert not report["profile"]["cap_sys_admin"] and report["rules"].get("perm.namespace", 0) > 0
+
+
+def test_unprivileged_selftest(nobody: tuple[str, ...], shared_dir: Path) -> None:
+    done = clone3_fuzz("selftest", "--time", "5", "--faults", "oversize-einval", "--out", str(shared_dir), prefix=nobody)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "1 of 1 planted faults detected" in done.stdout
