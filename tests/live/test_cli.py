@@ -166,3 +166,14 @@ def test_unprivileged_selftest(nobody: tuple[str, ...], shared_dir: Path) -> Non
     done = clone3_fuzz("selftest", "--time", "5", "--faults", "oversize-einval", "--out", str(shared_dir), prefix=nobody)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "1 of 1 planted faults detected" in done.stdout
+
+
+def test_unprivileged_oracle_properties(nobody: tuple[str, ...]) -> None:
+    """The live oracle and relation tests (a 1,000-case generated sweep among them) as uid
+    65534, where namespaces and set_tid answer EPERM."""
+    env = {**os.environ, "CLONE3_FUZZ_SWEEP": "1000"}
+    done = subprocess.run([*nobody, sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                           "tests/live/test_oracle_live.py", "tests/live/test_regressions_live.py"],
+                          capture_output=True, text=True, timeout=600, cwd=ROOT, env=env)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
+    assert " passed" in done.stdout.splitlines()[-1] and "failed" not in done.stdout.splitlines()[-1]
