@@ -1,8 +1,11 @@
 """The kernel profile: everything the oracle needs to know about a kernel and its caller.
 
 A live profile comes from the running machine: measured behaviour (:mod:`harness.probe`)
-first, the version number only where nothing was measured, because stable backports move
-behaviour between releases. A named profile (``--kernel 5.5``) predicts for another
+and the version number together. Stable backports only ever bring a feature to an older
+release, so a measurement may add what the version lacks (CLONE_NEWTIME on a 5.15.y, say),
+but never take away what the version promises: a 6.18 kernel that rejects CLONE_NEWTIME
+has a regression, and the oracle must keep expecting it, or the fuzzer would learn the bug
+as the norm. Facts no kernel changes (the deprecated bits, unknown bits) come from the ABI. A named profile (``--kernel 5.5``) predicts for another
 kernel from the version alone, for this machine's architecture and caller.
 """
 
@@ -142,16 +145,24 @@ def _environment(measured: Probe) -> dict[str, Any]:
     )
 
 
+#: Flags a backport may bring to an older kernel: CLONE_NEWTIME and the named high bits.
+BACKPORTABLE_FLAGS = abi.CLONE["CLONE_NEWTIME"] | sum(f.value for f in abi.FLAGS if f.value > abi.CLONE_LEGACY_FLAGS)
+
+
 def live(sandbox: Sandbox | None = None, measured: Probe | None = None) -> Profile:
-    """The running kernel, as measured."""
+    """The running kernel: its version's behaviour, plus what backports added as measured."""
     measured = measured or probe(sandbox)
     version = parse_release(measured.release)
     features = _version_features(version)
     if measured.clone3 == "available":
         features.update(
-            struct_size=measured.struct_size, accepted_flags=measured.accepted_flags,
-            pidfd_thread_accepted=measured.pidfd_thread_accepted, stack_checked=measured.stack_checked,
-            pidfd_parent_tid_checked=measured.pidfd_parent_tid_checked, exit_signal_late=measured.exit_signal_late,
+            # No kernel has a struct past VER2: a bigger measure is a kernel ignoring a tail.
+            struct_size=max(features["struct_size"], min(measured.struct_size or 0, abi.STRUCT_SIZE)),
+            accepted_flags=features["accepted_flags"] | (measured.accepted_flags or 0) & BACKPORTABLE_FLAGS,
+            pidfd_thread_accepted=features["pidfd_thread_accepted"] or bool(measured.pidfd_thread_accepted),
+            stack_checked=features["stack_checked"] or bool(measured.stack_checked),
+            pidfd_parent_tid_checked=features["pidfd_parent_tid_checked"] or bool(measured.pidfd_parent_tid_checked),
+            exit_signal_late=features["exit_signal_late"] or bool(measured.exit_signal_late),
         )
     return Profile(release=measured.release, version=version, source="live", clone3=measured.clone3,
                    **features, **_environment(measured))
