@@ -158,7 +158,7 @@ def _campaign_progress(label: str, seconds: int) -> Callable[[campaign.Stats], N
         if not tty and time.monotonic() - last[0] < 10:
             return
         last[0] = time.monotonic()
-        line = (f"{label}: {stats.seconds:5.0f}s of {seconds}s  {stats.rate:8.0f} calls/s  "
+        line = (f"{label}: {max(0, seconds - stats.seconds):4.0f}s left  {stats.rate:8.0f} calls/s  "
                 f"({stats.cases} cases, {stats.checks} relation variants)  corpus {stats.corpus}  "
                 f"findings {len(stats.findings)}")
         print(f"\r{line}" if tty else line, end="" if tty else "\n", file=sys.stderr, flush=True)
