@@ -42,8 +42,10 @@ class Worker:
     def from_environment(cls) -> Worker:
         out = os.environ.get("CLONE3_FUZZ_OUT", os.path.join("reports", "manual"))
         index = os.environ.get("CLONE3_FUZZ_WORKER", "0")
+        # A planted fault stands for the kernel under test: the profile is measured through it,
+        # as ci does (and what a fault changes, the profile refuses to learn as normal).
         sandbox = Sandbox(fault=os.environ.get("CLONE3_FUZZ_FAULT") or None)
-        live = profiles.live(Sandbox())
+        live = profiles.live(sandbox)
         kernel = os.environ.get("CLONE3_FUZZ_KERNEL")
         profile = profiles.named(kernel, live) if kernel else live
         os.makedirs(os.path.join(out, "stats"), exist_ok=True)
