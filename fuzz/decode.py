@@ -1,8 +1,9 @@
 """Bytes -> cases, for coverage-guided fuzzers: every byte string decodes to a batch.
 
 An input that starts with ``{`` is JSON Lines of cases (so the JSON seed corpus doubles
-as a fuzzer corpus; lines that do not parse are skipped). Any other input is read as a
-stream of small binary records, one case each, drawn from the same classes as
+as a fuzzer corpus; lines that do not parse are skipped, and an input with no line that
+parses, as most mutations of one leave it, is read as binary). Any other input is read as
+a stream of small binary records, one case each, drawn from the same classes as
 :mod:`fuzz.strategies`. Running out of bytes reads as zeros, which pick the most common
 class: a short input is a plain case, not an error.
 """
@@ -124,7 +125,8 @@ def decode(data: bytes, page: int = PAGE) -> list[Case]:
                 cases.append(parse(json.loads(line)))
             except (CaseError, ValueError):
                 continue
-        return cases
+        if cases:
+            return cases
     reader = _Reader(data)
     cases = [_case(reader, page)]
     while reader.left > 0 and len(cases) < MAX_CASES:

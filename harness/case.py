@@ -85,8 +85,8 @@ class Case:
                 out[name] = list(self.set_tid_pids)
             elif name in self.refs:
                 out[name] = self.refs[name]
-            elif self.values.get(name):
-                out[name] = _render_value(name, self.values[name])
+            elif self.values.get(name) or (name == "set_tid_size" and self._size_unlike_list):
+                out[name] = _render_value(name, self.values.get(name, 0))
         if self.tail:
             out["tail"] = {str(k): v for k, v in sorted(self.tail.items())}
         if self.hex is not None:
@@ -98,6 +98,12 @@ class Case:
         if self.note:
             out["note"] = self.note
         return out
+
+    @property
+    def _size_unlike_list(self) -> bool:
+        """A set_tid list whose set_tid_size is not its length (0 included) must say so:
+        parse() would take the length otherwise."""
+        return self.refs.get("set_tid") == SET_TID_LIST and self.values.get("set_tid_size", 0) != len(self.set_tid_pids)
 
     def dumps(self) -> str:
         return json.dumps(self.to_json(), separators=(",", ":"))
@@ -133,11 +139,13 @@ def _u64(key: str, raw: Any) -> int:
 
 def _field(name: str, raw: Any) -> tuple[int | None, str | None, tuple[int, ...]]:
     """(literal, resource, pids) for one struct field."""
-    if name == "flags" and isinstance(raw, str) and not raw.lower().startswith("0x"):
+    if name == "flags" and isinstance(raw, str):
+        # Names and numbers joined by "|", as to_json() writes them ("0x1|CLONE_VM" too).
         try:
-            return abi.parse_flags(raw), None, ()
+            value = abi.parse_flags(raw)
         except ValueError as e:
             raise CaseError(name, str(e)) from None
+        return _u64(name, value), None, ()
     if name == "exit_signal" and isinstance(raw, str) and raw.startswith("SIG"):
         try:
             return int(signal.Signals[raw]), None, ()

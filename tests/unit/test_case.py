@@ -80,6 +80,8 @@ def test_image_places_the_tail_past_the_struct() -> None:
         {"size": 88, "set_tid": [1, 5], "set_tid_size": 2, "cgroup": "cgroup2"},
         {"size": 80, "hex": "01" * 80, "memory": "null"},
         {"size": 88, "flags": "CLONE_DETACHED|0x8000000000000000", "tls": "kernel", "note": "why"},
+        {"size": 88, "flags": "0x1|CLONE_VM"},  # an unnamed lowest bit (found by the decoder test)
+        {"size": 88, "set_tid": [1, 2], "set_tid_size": 0},  # a size unlike the list's length
     ],
 )
 def test_canonical_json_round_trips(obj: dict) -> None:

@@ -1,0 +1,22 @@
+"""The fuzzer's decoder: any bytes are a batch of valid cases."""
+
+from __future__ import annotations
+
+import random
+
+from fuzz.decode import MAX_CASES, decode
+from harness.case import loads
+
+
+def test_any_bytes_decode_to_valid_cases() -> None:
+    rng = random.Random(1)
+    for _ in range(2000):
+        data = rng.randbytes(rng.randint(0, 600))
+        cases = decode(data)
+        assert 1 <= len(cases) <= MAX_CASES
+        assert all(loads(case.dumps()) == case for case in cases)
+
+
+def test_json_lines_are_cases_and_a_broken_input_falls_back_to_binary() -> None:
+    assert [c.size for c in decode(b'{"size": 4097}\n{"size": 64, "bogus": 1}\n{"size": 72}')] == [4097, 72]
+    assert len(decode(b'{"size": 40')) >= 1
