@@ -81,18 +81,17 @@ def _gather(args: argparse.Namespace) -> list[tuple[str, Case]]:
     return found  # type: ignore[return-value]  # no CaseError is left
 
 
-def _unavailable(measured: probe.Probe) -> str:
-    return f"clone3 is unavailable here: {measured.clone3_missing_cause}"
+def _unavailable(cause: str | None) -> str:
+    return f"clone3 is unavailable here: {cause}"
 
 
-def _require_clone3(sandbox: Sandbox) -> probe.Probe:
-    """The probe, or a one-line error and exit 3 when clone3 is missing: a campaign
-    against ENOSYS would only ever agree with itself."""
-    measured = probe.probe(sandbox)
-    if measured.clone3 != "available":
-        print(f"clone3-fuzz: {_unavailable(measured)}", file=sys.stderr)
+def _require_clone3(sandbox: Sandbox) -> None:
+    """A one-line error and exit 3 when clone3 is missing: a campaign against ENOSYS would
+    only ever agree with itself. One call; the workers probe the kernel in full."""
+    _, cause = probe.availability(sandbox)
+    if cause:
+        print(f"clone3-fuzz: {_unavailable(cause)}", file=sys.stderr)
         raise SystemExit(EXIT_UNAVAILABLE)
-    return measured
 
 
 def _profile(args: argparse.Namespace, sandbox: Sandbox) -> profiles.Profile:
@@ -234,7 +233,7 @@ def cmd_probe(args: argparse.Namespace) -> int:
     measured = probe.probe(_sandbox(args, "probe"))
     status = EXIT_OK if measured.clone3 == "available" else EXIT_UNAVAILABLE
     if status:
-        print(f"clone3-fuzz: {_unavailable(measured)}", file=sys.stderr)
+        print(f"clone3-fuzz: {_unavailable(measured.clone3_missing_cause)}", file=sys.stderr)
     result = measured.to_json()
     if args.json:
         print(json.dumps(result, indent=2))

@@ -153,16 +153,24 @@ def _boundary(sandbox: Sandbox, make: Callable[[int], Case], rejected: str, hi: 
     return hi
 
 
+def availability(sandbox: Sandbox) -> tuple[str, str | None]:
+    """What a size-0 call gives (EINVAL wherever clone3 exists: size < 64 is checked before
+    any user access), and why clone3 is missing, or None when it is not. Only a refusal
+    to run means no clone3; any other wrong answer is a clone3 to judge."""
+    exists = sandbox.run([parse({"size": 0, "memory": "null"})])[0].observed
+    if exists not in UNAVAILABLE:
+        return exists, None
+    return exists, _missing_cause(exists, platform.release(), _status_field("Seccomp"))
+
+
 def probe(sandbox: Sandbox | None = None) -> Probe:
     sandbox = sandbox or Sandbox()
     page = os.sysconf("SC_PAGESIZE")
-    release = platform.release()
-    exists = sandbox.run([parse({"size": 0, "memory": "null"})])[0].observed
+    exists, cause = availability(sandbox)
     priv = privilege(sandbox.isolation)
-    base = dict(release=release, arch=platform.machine(), page_size=page)
-    # Only a refusal to run means no clone3; any other wrong answer is a clone3 to judge.
-    if exists in UNAVAILABLE:
-        return Probe(**base, clone3=exists, clone3_missing_cause=_missing_cause(exists, release, priv.seccomp),
+    base = dict(release=platform.release(), arch=platform.machine(), page_size=page)
+    if cause:
+        return Probe(**base, clone3=exists, clone3_missing_cause=cause,
                      struct_size=None, accepted_flags=None, newtime_accepted=None, pidfd_thread_accepted=None,
                      stack_checked=None, pidfd_parent_tid_checked=None, exit_signal_late=None,
                      user_ptr_limit=None, tls_limit=None, pid_max=None, privilege=priv)
