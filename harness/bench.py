@@ -11,6 +11,8 @@ through ctypes.
 
 from __future__ import annotations
 
+import ctypes
+import os
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -98,9 +100,6 @@ class CampaignMeasure:
 
 def naive_rate(cases: list[Case], count: int) -> float:
     """Cases per second the naive way: fork per case, clone3 through ctypes, wait."""
-    import ctypes
-    import os
-
     libc = ctypes.CDLL(None, use_errno=True)
     buffers = [(ctypes.create_string_buffer(case.image().ljust(8192, b"\0")), case.size) for case in cases]
     start = time.perf_counter()

@@ -46,7 +46,7 @@ def _headline(report: dict[str, Any]) -> str:
 # --- Markdown ------------------------------------------------------------------------
 
 def markdown(report: dict[str, Any]) -> str:
-    lines = [f"# clone3-fuzz report", "", f"**{_headline(report)}**", ""]
+    lines = ["# clone3-fuzz report", "", f"**{_headline(report)}**", ""]
     if report.get("clone3_cause"):
         lines += [f"clone3 is unavailable: {report['clone3_cause']}", ""]
     lines += ["## Discrepancies", ""]
