@@ -15,12 +15,12 @@ import pytest
 
 from harness.sandbox import FAULTS, exec_with_fault
 
-ROOT = Path(__file__).resolve().parents[2]
+from .command import ROOT
+from .command import clone3_fuzz as _clone3_fuzz
 
 
 def clone3_fuzz(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "harness", *args], capture_output=True, text=True, timeout=timeout,
-                          cwd=ROOT)
+    return _clone3_fuzz(*args, timeout=timeout)
 
 
 def _complete(folder: Path) -> bool:

@@ -15,12 +15,11 @@ import pytest
 
 from harness.sandbox import exec_filtered
 
-ROOT = Path(__file__).resolve().parents[2]
+from .command import clone3_fuzz
 
 
 def ci(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "harness", "ci", *args], capture_output=True, text=True,
-                          timeout=300, cwd=ROOT)
+    return clone3_fuzz("ci", *args, timeout=300)
 
 
 @pytest.fixture(scope="module")

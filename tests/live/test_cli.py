@@ -13,13 +13,9 @@ from typing import Iterator
 
 import pytest
 
+from .command import ROOT, clone3_fuzz
+
 NOBODY = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all"]
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def clone3_fuzz(*args: str, prefix: tuple[str, ...] = (), stdin: str = "") -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*prefix, sys.executable, "-m", "harness", *args], input=stdin, capture_output=True,
-                          text=True, timeout=120, cwd=ROOT)
 
 
 def test_run_prints_outcome_verdict_rule_and_case() -> None:
