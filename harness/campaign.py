@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Callable, TextIO
 
 from .case import CaseError, read_jsonl
+from .findings import CONFIRMED, list_signatures
 
 ROOT = Path(__file__).resolve().parent.parent
 TARGET = ROOT / "fuzz" / "clone3_target.py"
@@ -37,6 +38,8 @@ class Stats:
     checks: int = 0
     corpus: int = 0
     findings: list[str] = field(default_factory=list)
+    confirmed: list[str] = field(default_factory=list)  # findings whose reproducer was checked true
+    flaky: int = 0
     failed_workers: list[int] = field(default_factory=list)
     corpus_problems: list[str] = field(default_factory=list)
     rules: Counter[str] = field(default_factory=Counter)
@@ -66,6 +69,13 @@ def _seed(corpus: Path) -> list[str]:
     return problems
 
 
+def _status(folder: Path) -> str:
+    try:
+        return str(json.loads((folder / "finding.json").read_text()).get("status"))
+    except (OSError, ValueError):
+        return ""
+
+
 def _collect(out: Path, corpus: Path, started: float) -> Stats:
     stats = Stats(seconds=time.monotonic() - started)
     for path in (out / "stats").glob("worker-*.json"):
@@ -77,9 +87,10 @@ def _collect(out: Path, corpus: Path, started: float) -> Stats:
         stats.cases += data["cases"]
         stats.checks += data["checks"]
         stats.rules.update(data.get("rules", {}))
+        stats.flaky += data.get("flaky", 0)
     stats.corpus = sum(1 for _ in corpus.iterdir())
-    findings = out / "findings"
-    stats.findings = sorted(p.name for p in findings.iterdir() if (p / "finding.json").exists()) if findings.exists() else []
+    stats.findings = list_signatures(str(out / "findings"))
+    stats.confirmed = [s for s in stats.findings if _status(out / "findings" / s) == CONFIRMED]
     return stats
 
 
@@ -136,7 +147,8 @@ def run(seconds: int, jobs: int, corpus: Path, out: Path, seed: int, kernel: str
     (out / "campaign.json").write_text(json.dumps({
         "seconds": stats.seconds, "jobs": jobs, "seed": seed, "kernel": kernel, "fault": fault,
         "inputs": stats.inputs, "cases": stats.cases, "relation_checks": stats.checks, "rate": stats.rate,
-        "corpus": stats.corpus, "corpus_dir": str(corpus), "findings": stats.findings, "rules": dict(stats.rules),
+        "corpus": stats.corpus, "corpus_dir": str(corpus), "findings": stats.findings,
+        "confirmed": stats.confirmed, "flaky": stats.flaky, "rules": dict(stats.rules),
         "failed_workers": stats.failed_workers,
     }, indent=2) + "\n")
     return stats

@@ -21,7 +21,7 @@ CGROUP_RESOURCE = "cgroup2"
 SET_TID_LIST = "list"  # the ref of a set_tid given as a list of pids
 #: Kept in step with C3_MAX_IMAGE and C3_MAX_SET_TID in harness/c/c3.h (a test checks).
 MAX_IMAGE = 65536
-MAX_SET_TID = 64
+MAX_SET_TID = 4096
 _OTHER_KEYS = ("size", "tail", "hex", "memory", "readable", "note")
 
 
@@ -137,6 +137,11 @@ def _u64(key: str, raw: Any) -> int:
     return _integer(key, raw, -(1 << 63), abi.U64_MAX) & abi.U64_MAX
 
 
+def _pid(key: str, raw: Any) -> int:
+    value = _integer(key, raw, -(1 << 31), (1 << 32) - 1)
+    return value - (1 << 32) if value >= 1 << 31 else value
+
+
 def _field(name: str, raw: Any) -> tuple[int | None, str | None, tuple[int, ...]]:
     """(literal, resource, pids) for one struct field."""
     if name == "flags" and isinstance(raw, str):
@@ -154,7 +159,8 @@ def _field(name: str, raw: Any) -> tuple[int | None, str | None, tuple[int, ...]
     if name == "set_tid" and isinstance(raw, list):
         if len(raw) > MAX_SET_TID:
             raise CaseError(name, f"at most {MAX_SET_TID} pids, got {len(raw)}")
-        pids = tuple(_integer(f"{name}[{i}]", p, -(1 << 31), (1 << 31) - 1) for i, p in enumerate(raw))
+        # A pid_t: -1 may also be written as its u32 image, 4294967295, as C callers do.
+        pids = tuple(_pid(f"{name}[{i}]", p) for i, p in enumerate(raw))
         return None, None, pids
     if isinstance(raw, str) and not raw.lower().startswith(("0x", "-0x")):
         allowed = (CGROUP_RESOURCE,) if name == "cgroup" else POINTER_RESOURCES if name in abi.POINTER_FIELDS else ()

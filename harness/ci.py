@@ -18,9 +18,11 @@ from . import abi, campaign, report
 from . import profile as profiles
 from .case import Case, CaseError, parse, read_jsonl
 from .corpus import Regression, read_regressions
+from .findings import Finding, Store, fails, from_result, from_violation, list_signatures, markdown, minimize, read_sightings
+from .oracle import predict
 from .probe import probe
-from .sandbox import HarnessError, Sandbox
-from .verdict import evaluate, violation_json
+from .sandbox import FAULTS, HarnessError, Sandbox
+from .verdict import Evaluation, evaluate, violation_json
 
 EXIT_AGREE, EXIT_DISAGREE, EXIT_HARNESS, EXIT_UNAVAILABLE = 0, 1, 2, 3
 REPORT_MARGIN = 5  # seconds kept for writing the report
@@ -31,18 +33,22 @@ def _abi_sizes(page: int) -> list[int]:
     return [0, 32, 63, 64, 72, 80, 84, 88, 96, 128, 512, 1024, 2048, page - 1, page, page + 1, 2 * page]
 
 
-def abi_map(sandbox: Sandbox, page: int) -> dict[str, Any]:
-    """Outcomes over size x tail offset, and for each flag bit alone: this kernel at a glance."""
-    sizes = _abi_sizes(page)
+def abi_map(sandbox: Sandbox, profile: profiles.Profile) -> dict[str, Any]:
+    """Outcomes over size x tail offset, and for each flag bit alone: this kernel at a
+    glance, beside what the oracle expects of each cell."""
+    sizes = _abi_sizes(profile.page_size)
     grid_cases = [parse({"size": s, **({} if o == "none" else {"tail": {str(o): 1}})})
                   for s in sizes for o in TAIL_OFFSETS]
     flag_cases = [parse({"size": abi.STRUCT_SIZE, "flags": hex(1 << bit)}) for bit in range(64)]
-    outcomes = [o.observed for o in sandbox.run(grid_cases + flag_cases)]
+    cases = grid_cases + flag_cases
+    outcomes = [o.observed for o in sandbox.run(cases)]
+    expected = [predict(c, profile).outcomes for c in cases]
     width = len(TAIL_OFFSETS)
     grid = [outcomes[i * width:(i + 1) * width] for i in range(len(sizes))]
-    flags = [{"bit": bit, "name": (abi.flag_names(1 << bit) or [""])[0], "observed": outcomes[len(grid_cases) + bit]}
-             for bit in range(64)]
-    return {"sizes": sizes, "tail_offsets": TAIL_OFFSETS, "grid": grid, "flags": flags}
+    grid_expected = [expected[i * width:(i + 1) * width] for i in range(len(sizes))]
+    flags = [{"bit": bit, "name": (abi.flag_names(1 << bit) or [""])[0], "observed": outcomes[len(grid_cases) + bit],
+              "expected": expected[len(grid_cases) + bit]} for bit in range(64)]
+    return {"sizes": sizes, "tail_offsets": TAIL_OFFSETS, "grid": grid, "expected": grid_expected, "flags": flags}
 
 
 def _replay_cases(seeds: Path) -> tuple[list[tuple[str, Case]], list[Regression], list[str]]:
@@ -65,12 +71,36 @@ def _replay_cases(seeds: Path) -> tuple[list[tuple[str, Case]], list[Regression]
 
 
 def _findings(out: Path) -> list[dict[str, Any]]:
+    """Every saved finding with its sightings; ``finding.md`` is rewritten with the final
+    counts."""
     found = []
-    for folder in sorted((out / "findings").glob("*/finding.json")):
-        meta = json.loads(folder.read_text())
-        repro = folder.parent / "repro.c"
-        found.append({**meta, "repro_path": str(repro), "repro": repro.read_text() if repro.exists() else ""})
+    for signature in list_signatures(str(out / "findings")):
+        folder = out / "findings" / signature
+        meta = json.loads((folder / "finding.json").read_text())
+        sightings = read_sightings(str(folder))
+        (folder / "finding.md").write_text(markdown(meta, sightings))
+        repro = folder / "repro.c"
+        found.append({**meta, "sightings": sightings, "repro_path": str(repro),
+                      "repro": repro.read_text() if repro.exists() else ""})
     return found
+
+
+def _replay(named: list[tuple[str, Case]], sandbox: Sandbox, profile: profiles.Profile, store: Store,
+            data: dict[str, Any]) -> Evaluation:
+    """The corpus with every relation; what disagrees becomes a finding like a campaign's
+    (minimized, its reproducer checked), and each raw discrepancy names its finding."""
+    evaluation = evaluate(named, sandbox, profile, relations=True)
+
+    def record(finding: Finding, raw: dict[str, Any]) -> dict[str, Any]:
+        store.record(finding, lambda f: minimize(f, sandbox, profile, known=store.known))
+        return {**raw, "signature": store.signature_of[finding.raw_key(profile.page_size)]}
+
+    data["discrepancies"] = [record(from_result(r), r.to_json())
+                             for r in evaluation.discrepancies + evaluation.variant_discrepancies]
+    data["discrepancies"] += [record(from_violation(v), violation_json(v)) for v in evaluation.violations]
+    data["flaky"] = [f.to_json() for f in evaluation.flaky]
+    store.flush()
+    return evaluation
 
 
 def run(seconds: int, report_dir: Path, junit: str | None, kernel: str | None = None, fault: str | None = None,
@@ -79,7 +109,8 @@ def run(seconds: int, report_dir: Path, junit: str | None, kernel: str | None = 
     deadline = started + seconds
     sandbox = Sandbox(fault=fault)
     data: dict[str, Any] = {"tool": "clone3-fuzz", "started": time.strftime("%Y-%m-%dT%H:%M:%S"), "kernel": os.uname().release,
-                            "fault": fault, "discrepancies": [], "findings": [], "rules": {}, "relation_counts": {},
+                            "fault": fault, "fault_description": FAULTS[fault][1] if fault else None,
+                            "discrepancies": [], "findings": [], "flaky": [], "rules": {}, "relation_counts": {},
                             "counts": {"cases": 0, "relation_checks": 0, "discrepancies": 0}, "problems": []}
 
     def finish(status: str, code: int) -> int:
@@ -101,20 +132,21 @@ def run(seconds: int, report_dir: Path, junit: str | None, kernel: str | None = 
         data.update(profile=profile.to_json(), kernel=profile.release)
         named, regressions, problems = _replay_cases(campaign.SEEDS)
         data["problems"] = problems
-        evaluation = evaluate(named, sandbox, profile, relations=True)
-        observed = {r.where: r.observed for r in evaluation.results}
-        data["discrepancies"] = [r.to_json() for r in evaluation.discrepancies]
-        data["discrepancies"] += [violation_json(v) for v in evaluation.violations]
+        store = Store(str(report_dir), profile, fault=fault, caller=measured.privilege.summary())
+        evaluation = _replay(named, sandbox, profile, store, data)
+        # A regression entry is judged on what repeated: a flaky outcome says nothing.
+        observed = {r.where: r.observed for r in evaluation.results if not r.flaky}
         if profile.cap_sys_admin and not kernel:
             for entry in regressions:
                 due = entry.expected_on(profile.version)
-                if due is not None and observed.get(entry.where) not in due:
+                if due is not None and entry.where in observed and observed[entry.where] not in due:
+                    data["regressions_failed"] = data.get("regressions_failed", 0) + 1
                     data["discrepancies"].append({"where": entry.where, "rule": "regression", "case": entry.case.to_json(),
-                                                  "observed": observed.get(entry.where), "expected": due,
+                                                  "observed": observed[entry.where], "expected": due,
                                                   "note": entry.note})
         rules = evaluation.rule_counts()
         data["relation_counts"] = dict(Counter(c.relation for c in evaluation.checks))
-        data["abi_map"] = abi_map(sandbox, profile.page_size)
+        data["abi_map"] = abi_map(sandbox, profile)
         counts = {"cases": len(named), "relation_checks": len(evaluation.checks)}
         left = int(deadline - time.monotonic() - REPORT_MARGIN)
         if left >= 2:
@@ -125,7 +157,7 @@ def run(seconds: int, report_dir: Path, junit: str | None, kernel: str | None = 
             counts = {"cases": counts["cases"] + stats.cases, "relation_checks": counts["relation_checks"] + stats.checks}
             data["campaign"] = {"seconds": stats.seconds, "cases": stats.cases, "relation_checks": stats.checks,
                                 "rate": stats.rate, "corpus": stats.corpus, "samples": samples,
-                                "failed_workers": stats.failed_workers}
+                                "failed_workers": stats.failed_workers, "flaky": stats.flaky}
             if stats.failed_workers:
                 data["problems"].append(f"campaign workers failed: {stats.failed_workers}")
         data["rules"] = dict(rules)
@@ -136,6 +168,6 @@ def run(seconds: int, report_dir: Path, junit: str | None, kernel: str | None = 
         return finish("harness-error", EXIT_HARNESS)
     if data.get("campaign", {}).get("failed_workers"):
         return finish("harness-error", EXIT_HARNESS)
-    if data["discrepancies"] or data["findings"]:
+    if data.get("regressions_failed") or any(fails(f) for f in data["findings"]):
         return finish("discrepancy", EXIT_DISAGREE)
     return finish("agree", EXIT_AGREE)

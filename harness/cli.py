@@ -18,7 +18,7 @@ from typing import Callable, Iterable, NoReturn, Sequence
 import time
 from pathlib import Path
 
-from . import bench, campaign, ci, oracle, probe
+from . import bench, campaign, ci, oracle, probe, repro, triage
 from . import profile as profiles
 from .case import Case, CaseError, loads, read_jsonl
 from .sandbox import DEFAULT_BATCH, DEFAULT_TIMEOUT_MS, FAULTS, HarnessError, Interrupted, Sandbox
@@ -204,15 +204,55 @@ def cmd_selftest(args: argparse.Namespace) -> int:
         _die(f"selftest: unknown fault {unknown[0]!r} (known: {', '.join(FAULTS)})")
     _require_clone3(Sandbox())
     out = Path(args.out) if args.out else _default_out() / "selftest"
-    missed = []
+    missed, false_reproducers = [], []
     for fault in faults:
         stats = _campaign(args, out / fault, out / fault / "corpus", fault, f"selftest {fault}")
-        first = stats.findings[0] if stats.findings else "-"
-        print(f"{'detected' if stats.findings else 'MISSED':<9} {fault:<26} {len(stats.findings):>3} findings  {first}")
-        if not stats.findings:
+        first = stats.confirmed[0] if stats.confirmed else "-"
+        healthy = [_passes_without_fault(out / fault / "findings" / s) for s in stats.confirmed]
+        false_reproducers += [s for s, ok in zip(stats.confirmed, healthy) if not ok]
+        print(f"{'detected' if stats.confirmed else 'MISSED':<9} {fault:<24} {len(stats.findings):>2} findings, "
+              f"{len(stats.confirmed)} confirmed, {sum(healthy)}/{len(healthy)} pass without the fault  {first}")
+        if not stats.confirmed:
             missed.append(fault)
-    print(f"selftest: {len(faults) - len(missed)} of {len(faults)} planted faults detected; report: {out}")
-    return EXIT_DISCREPANCY if missed else EXIT_OK
+    print(f"selftest: {len(faults) - len(missed)} of {len(faults)} planted faults detected; "
+          f"{len(false_reproducers)} reproducers fail without their fault; report: {out}")
+    return EXIT_DISCREPANCY if missed or false_reproducers else EXIT_OK
+
+
+def _passes_without_fault(folder: Path) -> bool:
+    """A planted fault's reproducer must pass on the real kernel (exit 0)."""
+    binary = repro.build(folder / "repro.c")
+    if isinstance(binary, repro.Check):
+        return False
+    status, _ = repro.run(binary, None, "repro.healthy.out")
+    binary.unlink(missing_ok=True)
+    return status == 0
+
+
+def cmd_findings(args: argparse.Namespace) -> int:
+    if args.action == "compare":
+        result = triage.compare(triage.load(Path(args.old)), triage.load(Path(args.new)))
+        if args.json:
+            print(json.dumps(result.to_json(), indent=2))
+        else:
+            for word, signatures in (("new", result.new), ("fixed", result.fixed), ("still", result.still)):
+                for signature in signatures:
+                    print(f"{word:<6} {signature}")
+            print(f"findings: {len(result.new)} new, {len(result.fixed)} fixed, {len(result.still)} still there")
+        return EXIT_DISCREPANCY if result.new else EXIT_OK
+    sandbox = Sandbox()
+    _require_clone3(sandbox)
+    checks = triage.recheck(Path(args.folder), sandbox, profiles.live(sandbox))
+    for check in checks:
+        if args.json:
+            print(json.dumps({"signature": check.signature, "reproduces": check.reproduces,
+                              "observed": check.observed, "expected": check.expected}))
+        else:
+            print(f"{'reproduces' if check.reproduces else 'gone':<11} {check.signature}  "
+                  f"({', '.join(check.observed)}; expected {check.expected})")
+    if not args.json:
+        print(f"findings: {sum(c.reproduces for c in checks)} of {len(checks)} still reproduce on {os.uname().release}")
+    return EXIT_DISCREPANCY if any(c.reproduces for c in checks) else EXIT_OK
 
 
 def cmd_ci(args: argparse.Namespace) -> int:
@@ -316,6 +356,16 @@ def build_parser() -> argparse.ArgumentParser:
     job.add_argument("--kernel", metavar="VERSION", help="judge as this kernel version instead of the running one")
     job.add_argument("--fault", choices=list(FAULTS), help="plant a fault (to see the job fail)")
     job.set_defaults(func=cmd_ci)
+    found = command("findings", "compare saved findings between two runs, or replay them on this kernel")
+    actions = found.add_subparsers(dest="action", required=True, parser_class=_Parser)
+    compare = actions.add_parser("compare", help="which findings are new, fixed or still there (exit 1: new ones)")
+    compare.add_argument("old", metavar="OLD", help="a report or campaign folder, a findings folder or a report.json")
+    compare.add_argument("new", metavar="NEW", help="the same, from the later run")
+    recheck = actions.add_parser("recheck", help="replay saved findings on the running kernel (exit 1: some reproduce)")
+    recheck.add_argument("folder", metavar="DIR", help="a report or campaign folder, or its findings folder")
+    for sub in (compare, recheck):
+        sub.add_argument("--json", action="store_true", help="machine-readable output")
+    found.set_defaults(func=cmd_findings)
     b = command("bench", "executor and campaign speed beside baselines, in one run")
     b.add_argument("--scale", type=float, default=1.0, help="multiply the case counts (default 1.0)")
     b.set_defaults(func=cmd_bench)

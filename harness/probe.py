@@ -6,6 +6,8 @@ backports move behaviour between releases (see the kernel-checks reference, §5)
 
 from __future__ import annotations
 
+import ctypes
+import mmap
 import os
 import platform
 from dataclasses import asdict, dataclass
@@ -55,6 +57,12 @@ class Privilege:
     cgroup2: str | None  # the cgroup v2 mount
     cgroup2_usable: bool  # a scratch cgroup could be made for CLONE_INTO_CGROUP
 
+    def summary(self) -> str:
+        """The caller in one line, as a finding's report names it."""
+        return (f"uid {self.uid} (euid {self.euid}), CapEff {self.capabilities}, {self.user_namespace} user namespace, "
+                f"executor isolated by {self.isolation or 'nothing'}"
+                f"{' without capabilities' if not self.executor_cap_sys_admin else ''}")
+
 
 def privilege(isolation: str | None) -> Privilege:
     cap_eff = _status_field("CapEff") or "0"
@@ -94,6 +102,7 @@ class Probe:
     user_ptr_limit: int | None  # the highest end of a range access_ok() accepts
     tls_limit: int | None  # the lowest CLONE_SETTLS tls that gives EPERM (None: no limit)
     pid_max: int | None  # the lowest set_tid pid out of range in the executor's pid namespace
+    address_bits: int | None  # the user address width (47, or 56 with 5-level paging), measured without clone3
     privilege: Privilege
 
     def to_json(self) -> dict[str, Any]:
@@ -104,6 +113,36 @@ class Probe:
         for key in ("user_ptr_limit", "tls_limit"):
             out[key] = None if out[key] is None else hex(out[key])
         return out
+
+
+MAP_FIXED_NOREPLACE = 0x100000
+PROT_NONE = 0
+#: Address widths by architecture, widest first: x86-64 with 5- or 4-level paging, arm64
+#: with 52-, 48- or 39-bit virtual addresses.
+ADDRESS_WIDTHS = {"x86_64": (56, 47), "aarch64": (52, 48, 39)}
+
+
+def address_bits(arch: str) -> int | None:
+    """The user address width, from where the kernel lets a mapping go: a hint above 47
+    bits is honoured only with 5-level paging (and on arm64 above 48 only with 52-bit VAs).
+    Measured without clone3, so that a clone3 that stops checking its limits cannot move
+    the yardstick. None where the architecture is not known here."""
+    widths = ADDRESS_WIDTHS.get(arch)
+    if widths is None:
+        return None
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.mmap.restype = ctypes.c_void_p
+    libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_long]
+    libc.munmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
+    page = mmap.PAGESIZE
+    for bits in widths[:-1]:
+        hint = (1 << (bits - 1)) + (1 << 40)  # well inside the wider space, past the narrower one
+        got = libc.mmap(hint, page, PROT_NONE, mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0)
+        if got not in (None, ctypes.c_void_p(-1).value):
+            libc.munmap(got, page)
+            if got == hint:
+                return bits
+    return widths[-1]
 
 
 def _missing_cause(observed: str, release: str, seccomp: str | None) -> str:
@@ -173,7 +212,8 @@ def probe(sandbox: Sandbox | None = None) -> Probe:
         return Probe(**base, clone3=exists, clone3_missing_cause=cause,
                      struct_size=None, accepted_flags=None, newtime_accepted=None, pidfd_thread_accepted=None,
                      stack_checked=None, pidfd_parent_tid_checked=None, exit_signal_late=None,
-                     user_ptr_limit=None, tls_limit=None, pid_max=None, privilege=priv)
+                     user_ptr_limit=None, tls_limit=None, pid_max=None, address_bits=address_bits(base["arch"]),
+                     privilege=priv)
 
     offsets = range(abi.CLONE_ARGS_SIZE_VER0, min(page, 65536))
     pidfd_thread = parse({"size": abi.STRUCT_SIZE, "pidfd": "unmapped", "flags": hex(
@@ -201,4 +241,4 @@ def probe(sandbox: Sandbox | None = None) -> Probe:
                  pidfd_parent_tid_checked=same_pointer_seen == "EINVAL", exit_signal_late=exit_signal_seen == "EFAULT",
                  # the lowest rejected stack X (size 1) is the limit: X + 1 is the first end past it
                  user_ptr_limit=user_ptr_end,
-                 tls_limit=tls_limit, pid_max=pid_max, privilege=priv)
+                 tls_limit=tls_limit, pid_max=pid_max, address_bits=address_bits(base["arch"]), privilege=priv)

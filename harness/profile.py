@@ -52,6 +52,7 @@ class Profile:
     pid_level: int  # the executor's pid namespace level
     pid_max: int  # set_tid: pids at the executor's level must be below it
     outer_pid_max: int  # ... and at the levels above it (the caller's)
+    address_bits: int | None  # the user address width the limits follow (47, or 56 with 5-level paging)
     namespaces: frozenset[str]  # namespace types the kernel has (CONFIG_*_NS)
     exhausted_namespaces: frozenset[str]  # max_<type>_namespaces is 0
     cgroup2_usable: bool
@@ -137,12 +138,69 @@ def _environment(measured: Probe) -> dict[str, Any]:
         cap_checkpoint_restore=bool(cap_eff >> 40 & 1) and not dropped,
         nproc_limited=near_limit and not privileged,
         caller_is_pidns_init=False,  # the sandbox never runs cases from its reaper
-        pid_level=level, pid_max=measured.pid_max or outer_pid_max, outer_pid_max=outer_pid_max,
+        pid_level=level, outer_pid_max=outer_pid_max, address_bits=measured.address_bits,
         namespaces=frozenset(n for n in NAMESPACES if os.path.exists(f"/proc/self/ns/{n}")),
         exhausted_namespaces=frozenset(n for n in NAMESPACES if _read(f"/proc/sys/user/max_{n}_namespaces") == "0"),
         cgroup2_usable=priv.cgroup2_usable,
-        user_ptr_limit=measured.user_ptr_limit, tls_limit=measured.tls_limit,
     )
+
+
+# --- the limits the probe calibrates, held to what the kernel promises ---------------
+
+PID_PER_NS = (6, 14, 0)  # pid_max became a property of each pid namespace
+RESERVED_PIDS = 300  # include/linux/threads.h: pid_max can never be set this low
+
+
+def pid_max_limit(arch: str) -> int:
+    """PID_MAX_LIMIT (include/linux/threads.h): 4 Mi pids where a long has 64 bits, 32 Ki elsewhere."""
+    return 4 * 1024 * 1024 if arch in ("x86_64", "aarch64", "ppc64le", "ppc64", "s390x", "riscv64", "loongarch64",
+                                       "mips64", "sparc64") else 32768
+
+
+def promised_limits(arch: str, address_bits: int | None, page: int) -> dict[str, int | None] | None:
+    """What the architecture promises for the access_ok() and CLONE_SETTLS limits, or None
+    where nothing is known here (the measurement then stands alone).
+
+    x86-64: both are TASK_SIZE_MAX, one page below the top of the user half (47 bits, or
+    56 with 5-level paging): access_ok() through valid_user_address(), CLONE_SETTLS through
+    do_arch_prctl_64(ARCH_SET_FS)'s ``>= TASK_SIZE_USER64``. arm64: access_ok() takes up
+    to TASK_SIZE_64 (``1 << vabits``); copy_thread() sets any TLS unchecked."""
+    if address_bits is None:
+        return None
+    if arch == "x86_64":
+        task_size_max = (1 << address_bits) - page
+        return {"user_ptr_limit": task_size_max, "tls_limit": task_size_max}
+    if arch == "aarch64":
+        return {"user_ptr_limit": 1 << address_bits, "tls_limit": None}
+    return None
+
+
+def _held_limits(measured: Probe, version: Release, isolation: str | None, outer_pid_max: int) -> dict[str, Any]:
+    """The calibrated limits, each kept only where it agrees with what the kernel promises.
+
+    A kernel that stops checking one of them measures as "no limit" (or a far one), and a
+    profile that took that measurement would learn the bug as the norm. So a measurement
+    stands only inside the promise (a page's slack for how the arch rounds), and the promise
+    replaces it otherwise; the oracle then expects the check, and the missing check shows up
+    as a discrepancy."""
+    promise = promised_limits(measured.arch, measured.address_bits, measured.page_size)
+    held: dict[str, Any] = {"user_ptr_limit": measured.user_ptr_limit, "tls_limit": measured.tls_limit}
+    if promise is not None:
+        for key, due in promise.items():
+            seen = held[key]
+            inside = due is not None and seen is not None and due - measured.page_size <= seen <= due
+            held[key] = seen if inside else due
+    # pid_max: any working value lies in (RESERVED_PIDS, PID_MAX_LIMIT]. Without a valid
+    # measurement: the caller's sysctl where the namespace does not have its own (before
+    # 6.14, or no pid namespace around the executor), else the bound no kernel passes.
+    limit = pid_max_limit(measured.arch)
+    if measured.pid_max is not None and RESERVED_PIDS < measured.pid_max <= limit:
+        held["pid_max"] = measured.pid_max
+    elif version < PID_PER_NS or isolation not in ("pidns", "userns+pidns"):
+        held["pid_max"] = outer_pid_max
+    else:
+        held["pid_max"] = limit
+    return held
 
 
 #: Flags a backport may bring to an older kernel: CLONE_NEWTIME and the named high bits.
@@ -164,8 +222,10 @@ def live(sandbox: Sandbox | None = None, measured: Probe | None = None) -> Profi
             pidfd_parent_tid_checked=features["pidfd_parent_tid_checked"] or bool(measured.pidfd_parent_tid_checked),
             exit_signal_late=features["exit_signal_late"] or bool(measured.exit_signal_late),
         )
+    environment = _environment(measured)
+    limits = _held_limits(measured, version, measured.privilege.isolation, environment["outer_pid_max"])
     return Profile(release=measured.release, version=version, source="live", clone3=measured.clone3,
-                   **features, **_environment(measured))
+                   **features, **environment, **limits)
 
 
 def named(version_text: str, base: Profile) -> Profile:
@@ -176,5 +236,13 @@ def named(version_text: str, base: Profile) -> Profile:
         raise HarnessError(f"--kernel: {e}") from None
     if version[:2] < (5, 3):
         return replace(base, release=version_text, version=version, source="named", clone3="ENOSYS")
+    # Before 6.14 every pid namespace shares the global pid_max.
+    pid_max = base.pid_max if version >= PID_PER_NS else base.outer_pid_max
     return replace(base, release=version_text, version=version, source="named", clone3="available",
-                   **_version_features(version))
+                   pid_max=pid_max, **_version_features(version))
+
+
+def version_of(profile: Profile) -> Profile:
+    """The running release as its version alone promises it (no backports learned): what a
+    finding's expectation must rest on, so that a reproducer states the version's contract."""
+    return named(profile.release, profile) if profile.source == "live" else profile

@@ -26,14 +26,20 @@ RELATIONS: dict[str, str] = {
     "precedence": "a size over a page gives E2BIG whatever the contents or the pointer",
 }
 SAME = "same"  # the variant must give the source's outcome
+#: The relations whose variant has an outcome of its own, whatever the source gives.
+EXPECTED = {"tail_position": "E2BIG", "precedence": "E2BIG"}
 
 
 @dataclass(frozen=True)
 class Check:
+    """One relation applied to one source. ``params`` are what was drawn to build the
+    variant: :func:`variant_of` rebuilds it from them, for any other source."""
+
     relation: str
     source: Case
     variant: Case
     expected: str  # an outcome, or SAME
+    params: tuple[int | str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -69,31 +75,59 @@ def _cut(case: Case, size: int) -> Case | None:
     return replace(case, values=values, refs=refs, set_tid_pids=pids, tail=tail)
 
 
+def variant_of(relation: str, params: tuple[int | str, ...], case: Case, profile: Profile) -> Case | None:
+    """The variant ``relation`` makes of ``case`` with ``params``, or None where the
+    relation does not apply to this case."""
+    page, ksize, size = profile.page_size, profile.struct_size, case.size
+    mapped = case.memory == "mapped"
+    if relation == "zero_extension":
+        cut = _cut(case, size) if mapped and ksize <= size < page else None
+        return replace(cut, size=min(page, max(int(params[0]), size + 1))) if cut else None
+    if relation == "truncation":
+        cut = _cut(case, size) if mapped and abi.CLONE_ARGS_SIZE_VER0 <= size < ksize else None
+        # CLONE_INTO_CGROUP is the one documented exception: it needs size >= VER2.
+        if cut is None or cut.field_value("flags") & abi.CLONE["CLONE_INTO_CGROUP"]:
+            return None
+        return replace(cut, size=ksize)
+    if relation == "tail_position":
+        longer, offset, byte = (int(p) for p in params)
+        if not (mapped and abi.CLONE_ARGS_SIZE_VER0 <= size <= page and ksize <= offset < page):
+            return None
+        # The head as passed (resources read as zero: the tail decides first), one byte after.
+        image = bytearray(case.image()[:min(size, ksize)].ljust(offset + 1, b"\0"))
+        image[offset] = byte
+        return Case(size=max(size, longer, offset + 1), hex=bytes(image), note=case.note)
+    if relation == "no_read_past_size":
+        return replace(case, memory="guard", readable=None) if mapped and size <= page else None
+    if relation == "precedence":
+        huge, memory = int(params[0]), str(params[1])
+        return replace(case, size=max(huge, page + 1), memory=memory, readable=None)
+    raise ValueError(f"unknown relation {relation!r}")
+
+
+def _draw(relation: str, case: Case, profile: Profile, rng: random.Random) -> tuple[int | str, ...]:
+    page, ksize, size = profile.page_size, profile.struct_size, case.size
+    if relation == "zero_extension":
+        return (rng.choice([size + 1, min(size + 8, page), page, rng.randint(min(size + 1, page), page)]),)
+    if relation == "tail_position":
+        longer = max(size, rng.randint(ksize + 1, page))
+        return (longer, rng.randrange(ksize, longer), rng.randint(1, 255))
+    if relation == "precedence":
+        return (rng.choice([page + 1, 2 * page, (1 << 32) + (size & 0xFFFF), abi.U64_MAX]),
+                rng.choice(["mapped", "null", "unmapped", "guard"]))
+    return ()
+
+
 def derive(case: Case, profile: Profile, rng: random.Random) -> list[Check]:
     """The checks that apply to ``case``, each with one variant drawn with ``rng``."""
-    page, ksize, size = profile.page_size, profile.struct_size, case.size
     checks = []
-    mapped = case.memory == "mapped"
-    if mapped and ksize <= size < page and (cut := _cut(case, size)):
-        longer = rng.choice([size + 1, min(size + 8, page), page, rng.randint(size + 1, page)])
-        checks.append(Check("zero_extension", case, replace(cut, size=longer), SAME))
-    if mapped and abi.CLONE_ARGS_SIZE_VER0 <= size < ksize and (cut := _cut(case, size)):
-        # CLONE_INTO_CGROUP is the one documented exception: it needs size >= VER2.
-        if not cut.field_value("flags") & abi.CLONE["CLONE_INTO_CGROUP"]:
-            checks.append(Check("truncation", case, replace(cut, size=ksize), SAME))
-    if mapped and abi.CLONE_ARGS_SIZE_VER0 <= size <= page and ksize < page:
-        # The head as passed (resources read as zero: the tail decides first), one byte after.
-        longer = max(size, rng.randint(ksize + 1, page))
-        offset = rng.randrange(ksize, longer)
-        image = bytearray(case.image()[:min(size, ksize)].ljust(offset + 1, b"\0"))
-        image[offset] = rng.randint(1, 255)
-        variant = Case(size=longer, hex=bytes(image), note=case.note)
-        checks.append(Check("tail_position", case, variant, "E2BIG"))
-    if mapped and size <= page:
-        checks.append(Check("no_read_past_size", case, replace(case, memory="guard", readable=None), SAME))
-    huge = rng.choice([page + 1, 2 * page, (1 << 32) + (size & 0xFFFF), abi.U64_MAX])
-    memory = rng.choice(["mapped", "null", "unmapped", "guard"])
-    checks.append(Check("precedence", case, replace(case, size=huge, memory=memory, readable=None), "E2BIG"))
+    for relation in RELATIONS:
+        if relation == "tail_position" and profile.struct_size >= profile.page_size:
+            continue
+        params = _draw(relation, case, profile, rng)
+        variant = variant_of(relation, params, case, profile)
+        if variant is not None:
+            checks.append(Check(relation, case, variant, EXPECTED.get(relation, SAME), params))
     return checks
 
 

@@ -120,6 +120,12 @@ def _exec(argv: list[str], run: Callable[[ffi.CData], int]) -> int:
     return status
 
 
+def exec_program(argv: list[str]) -> int:
+    """Runs a program (a compiler, a reproducer) and returns its wait status. The fork
+    happens in C: a forked interpreter under atheris would leave false crash artifacts."""
+    return _exec(argv, lambda args: lib.c3_fault_exec(args, lib.C3_FAULT_NONE))
+
+
 def exec_with_fault(argv: list[str], fault: str) -> int:
     """Runs a program (a reproducer, say) with clone3 misbehaving as ``fault`` says;
     returns its wait status."""

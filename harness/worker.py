@@ -18,6 +18,7 @@ from fuzz.decode import decode
 
 from . import profile as profiles
 from .findings import Store, from_result, from_violation, minimize
+from .probe import probe
 from .sandbox import Sandbox
 from .verdict import evaluate
 
@@ -34,6 +35,7 @@ class Worker:
     cases: int = 0
     checks: int = 0
     new_findings: int = 0
+    flaky: int = 0
     rules: Counter[str] = field(default_factory=Counter)
     started: float = field(default_factory=time.monotonic)
     written: float = 0.0
@@ -44,22 +46,27 @@ class Worker:
         index = os.environ.get("CLONE3_FUZZ_WORKER", "0")
         # A planted fault stands for the kernel under test: the profile is measured through it,
         # as ci does (and what a fault changes, the profile refuses to learn as normal).
-        sandbox = Sandbox(fault=os.environ.get("CLONE3_FUZZ_FAULT") or None)
-        live = profiles.live(sandbox)
+        fault = os.environ.get("CLONE3_FUZZ_FAULT") or None
+        sandbox = Sandbox(fault=fault)
+        measured = probe(sandbox)
+        live = profiles.live(sandbox, measured)
         kernel = os.environ.get("CLONE3_FUZZ_KERNEL")
         profile = profiles.named(kernel, live) if kernel else live
         os.makedirs(os.path.join(out, "stats"), exist_ok=True)
-        return cls(sandbox, profile, Store(out, profile), os.path.join(out, "stats", f"worker-{index}.json"))
+        store = Store(out, profile, fault=fault, caller=measured.privilege.summary())
+        return cls(sandbox, profile, store, os.path.join(out, "stats", f"worker-{index}.json"))
 
     def test_one_input(self, data: bytes) -> None:
         cases = decode(data, self.profile.page_size)
         named = [(f"input:{i}", case) for i, case in enumerate(cases)]
         rng = random.Random(zlib.crc32(data))
         evaluation = evaluate(named, self.sandbox, self.profile, relations=True, rng=rng)
-        found = [from_result(r) for r in evaluation.discrepancies]
+        found = [from_result(r) for r in evaluation.discrepancies + evaluation.variant_discrepancies]
         found += [from_violation(v) for v in evaluation.violations]
+        self.flaky += len(evaluation.flaky)
         for finding in found:
-            self.new_findings += self.store.record(finding, lambda f: minimize(f, self.sandbox, self.profile))
+            self.new_findings += self.store.record(finding, lambda f: minimize(
+                f, self.sandbox, self.profile, known=self.store.known))
         self.inputs += 1
         self.cases += len(cases)
         self.checks += len(evaluation.checks)
@@ -69,8 +76,9 @@ class Worker:
 
     def write_stats(self) -> None:
         self.written = time.monotonic()
+        self.store.flush()
         stats = {"inputs": self.inputs, "cases": self.cases, "checks": self.checks,
-                 "new_findings": self.new_findings, "seconds": self.written - self.started,
+                 "new_findings": self.new_findings, "flaky": self.flaky, "seconds": self.written - self.started,
                  "executors": self.sandbox.executors, "rules": dict(self.rules)}
         with open(self.stats_path + ".tmp", "w") as f:
             json.dump(stats, f)

@@ -49,7 +49,8 @@
 
 #define C3_NFIELDS 11
 #define C3_MAX_IMAGE 65536   /* the largest struct image or readable extent placed */
-#define C3_MAX_SET_TID 64    /* the longest set_tid list (the kernel takes 32) */
+#define C3_MAX_SET_TID 4096  /* the longest set_tid list: a scratch slot's worth (the kernel reads 32;
+                               * its selftests pass longer arrays) */
 #define C3_SCRATCH_SLOT 16384
 #define C3_SCRATCH_ZEROED 256 /* bytes of a slot cleared before each use (64 pids) */
 
@@ -86,7 +87,10 @@ struct c3_outcome {
 #define C3_FAULT_BETWEEN_VERSIONS_EINVAL 10
 #define C3_FAULT_CLEAR_SIGHAND_ACCEPTED 11
 #define C3_FAULT_PIDFD_THREAD_EINVAL 12
-#define C3_NFAULTS 13
+#define C3_FAULT_STACK_RANGE_UNCHECKED 13
+#define C3_FAULT_TLS_RANGE_UNCHECKED 14
+#define C3_FAULT_PID_MAX_UNCHECKED 15
+#define C3_NFAULTS 16
 
 struct c3_env {
 	int32_t cgroup_fd;   /* for C3_REF_CGROUP2; -1 when the batch has none */

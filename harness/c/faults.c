@@ -17,6 +17,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/prctl.h>
@@ -45,6 +46,10 @@ static const char *const names[C3_NFAULTS] = {
 	[C3_FAULT_BETWEEN_VERSIONS_EINVAL] = "between-versions-einval: a size between two struct versions gives EINVAL",
 	[C3_FAULT_CLEAR_SIGHAND_ACCEPTED] = "clear-sighand-accepted: CLONE_SIGHAND|CLONE_CLEAR_SIGHAND is taken (CLEAR dropped)",
 	[C3_FAULT_PIDFD_THREAD_EINVAL] = "pidfd-thread-einval: CLONE_PIDFD|CLONE_THREAD gives EINVAL, as before 6.9",
+	/* One per limit the probe calibrates: the profile must not learn a missing check. */
+	[C3_FAULT_STACK_RANGE_UNCHECKED] = "stack-range-unchecked: a stack range past the user address limit is taken (stack dropped)",
+	[C3_FAULT_TLS_RANGE_UNCHECKED] = "tls-range-unchecked: a CLONE_SETTLS tls past the user address space is taken (CLONE_SETTLS dropped)",
+	[C3_FAULT_PID_MAX_UNCHECKED] = "pid-max-unchecked: a set_tid pid at or above PID_MAX_LIMIT is taken as one in use (EEXIST)",
 };
 
 const char *c3_fault_name(int fault)
@@ -59,7 +64,12 @@ const char *c3_fault_name(int fault)
 #define F_THREAD 0x10000ULL
 #define F_DETACHED 0x400000ULL
 #define F_NEWTIME 0x80ULL
+#define F_SETTLS 0x80000ULL
 #define F_CLEAR_SIGHAND (1ULL << 32)
+/* x86-64's TASK_SIZE_MAX with 4-level paging, and PID_MAX_LIMIT on 64-bit: the limits the
+ * limit faults pretend not to check. */
+#define USER_LIMIT 0x7ffffffff000ULL
+#define PID_LIMIT 4194304
 
 /* Whether the runner could read the byte at addr. Not through /proc/pid/mem, which reads
  * PROT_NONE pages too (as a debugger would): process_vm_readv() honours protections. */
@@ -122,6 +132,24 @@ static int misbehave(int fault, pid_t pid, int mem, uint64_t ptr, uint64_t size,
 		if (f[5] == 0 && f[6])
 			f[6] = 0;
 		break;
+	case C3_FAULT_STACK_RANGE_UNCHECKED:
+		if (f[5] && f[6] && (f[5] + f[6] < f[5] || f[5] + f[6] > USER_LIMIT))
+			f[5] = f[6] = 0; /* the caller's stack: the child path needs none */
+		break;
+	case C3_FAULT_TLS_RANGE_UNCHECKED:
+		if (f[0] & F_SETTLS && f[7] >= USER_LIMIT)
+			f[0] &= ~F_SETTLS;
+		break;
+	case C3_FAULT_PID_MAX_UNCHECKED:
+		if (got >= 80 && f[8] && f[9] && f[9] <= 32) {
+			int32_t pids[32];
+
+			if (pread(mem, pids, f[9] * sizeof(int32_t), (off_t)f[8]) == (ssize_t)(f[9] * sizeof(int32_t)))
+				for (uint64_t i = 0; i < f[9]; i++)
+					if (pids[i] >= PID_LIMIT)
+						return -EEXIST;
+		}
+		return 0;
 	}
 	if (pwrite(mem, f, 56, (off_t)ptr) < 0)
 		return 0;
@@ -221,6 +249,28 @@ static pid_t start_runner(void (*run)(const void *), const void *arg, int *liste
 }
 
 /*
+ * One call's answer. The runner's own calls are read through the fd it opened before its
+ * filter (in the sandbox, /proc shows another pid namespace than the caller's). A
+ * program's calls come from processes it started, after an exec that left that fd on a
+ * dead address space: those are opened by pid, which the kernel gave in our namespace.
+ */
+static int answer(int fault, pid_t runner, int mem, const struct seccomp_notif *req, long page)
+{
+	char path[64];
+	int own, err;
+
+	if ((pid_t)req->pid == runner && mem >= 0)
+		return misbehave(fault, runner, mem, req->data.args[0], req->data.args[1], page);
+	snprintf(path, sizeof(path), "/proc/%u/mem", req->pid);
+	own = open(path, O_RDWR | O_CLOEXEC);
+	if (own < 0)
+		return 0; /* gone already, or out of reach: let the real kernel answer */
+	err = misbehave(fault, (pid_t)req->pid, own, req->data.args[0], req->data.args[1], page);
+	close(own);
+	return err;
+}
+
+/*
  * Answers the runner's clone3 calls until it ends; returns its wait status. With
  * reap_all, children that CLONE_PARENT gave us are reaped too (in the sandbox, where this
  * process has no other children), and a stopped runner is resumed.
@@ -252,7 +302,7 @@ static int notify(pid_t runner, int listener, int mem, int fault, int reap_all)
 			continue;
 		memset(resp_buf, 0, sizeof(resp_buf));
 		resp->id = req->id;
-		resp->error = misbehave(fault, runner, mem, req->data.args[0], req->data.args[1], page);
+		resp->error = answer(fault, runner, mem, req, page);
 		if (!resp->error)
 			resp->flags = SECCOMP_USER_NOTIF_FLAG_CONTINUE;
 		ioctl(listener, SECCOMP_IOCTL_NOTIF_SEND, resp);
@@ -298,16 +348,39 @@ static void run_program(const void *arg)
 	_exit(127);
 }
 
+static int wait_program(pid_t pid)
+{
+	int status;
+
+	while (waitpid(pid, &status, 0) < 0)
+		if (errno != EINTR)
+			return -errno;
+	return status;
+}
+
+/* Without a fault, the program simply runs: Python itself must never fork (a forked
+ * interpreter under atheris leaves false crash artifacts), so compilers and reproducers
+ * are started from here. */
 int c3_fault_exec(char *const argv[], int fault)
 {
 	int listener, mem, status;
-	pid_t runner = start_runner(run_program, argv, &listener, &mem);
+	pid_t runner;
 
+	if (fault == C3_FAULT_NONE) {
+		runner = (pid_t)syscall(SYS_clone, SIGCHLD, NULL, NULL, NULL, NULL);
+		if (runner == 0) {
+			prctl(PR_SET_PDEATHSIG, SIGKILL);
+			run_program(argv);
+		}
+		return runner < 0 ? -errno : wait_program(runner);
+	}
+	runner = start_runner(run_program, argv, &listener, &mem);
 	if (runner < 0)
 		return runner;
-	status = notify(runner, listener, mem, fault, 0);
-	close(listener);
+	/* The program's exec replaced the address space that fd was opened on. */
 	close(mem);
+	status = notify(runner, listener, -1, fault, 0);
+	close(listener);
 	return status;
 }
 
@@ -325,7 +398,6 @@ int c3_exec_filtered(char *const argv[], int err)
 		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
 	};
 	struct sock_fprog prog = {sizeof(code) / sizeof(code[0]), code};
-	int status;
 	pid_t pid = (pid_t)syscall(SYS_clone, SIGCHLD, NULL, NULL, NULL, NULL);
 
 	if (pid < 0)
@@ -336,8 +408,5 @@ int c3_exec_filtered(char *const argv[], int err)
 		execv(argv[0], argv);
 		_exit(127);
 	}
-	while (waitpid(pid, &status, 0) < 0)
-		if (errno != EINTR)
-			return -errno;
-	return status;
+	return wait_program(pid);
 }

@@ -130,9 +130,12 @@ static void executor_main(struct shared *sh, const uint8_t *blob, size_t len, ui
 	setrlimit(RLIMIT_FSIZE, &zero);
 	if (isolation == C3_ISO_USERNS)
 		drop_capabilities();
+#ifndef C3_REPRO /* a reproducer runs against the kernel as it is: it carries no faults */
 	if (env->fault) {
 		err = c3_fault_execute(blob, len, first, n, sh->out, &sh->cursor, env);
-	} else {
+	} else
+#endif
+	{
 		c3_shed_inherited_memory();
 		err = c3_execute(blob, len, first, n, sh->out, &sh->cursor, env);
 	}

@@ -87,11 +87,12 @@ def test_a_finding_round_trip(tmp_path: Path) -> None:
     reproduces under the fault, and passes on the real kernel."""
     done = clone3_fuzz("selftest", "--faults", "oversize-einval", "--time", "10", "--out", str(tmp_path))
     assert done.returncode == 0, done.stdout + done.stderr
-    folder = tmp_path / "oversize-einval" / "findings" / "size.over_page--EINVAL--E2BIG--over-page"
+    folder = tmp_path / "oversize-einval" / "findings" / "size.over_page--over-page"
     case = json.loads((folder / "case.json").read_text())
     assert set(case) == {"size"} and case["size"] > os.sysconf("SC_PAGESIZE")  # minimized to the size alone
     meta = json.loads((folder / "finding.json").read_text())
-    assert (meta["observed"], meta["expected"], meta["rule"]) == ("EINVAL", ["E2BIG"], "size.over_page")
+    assert (meta["observed"], meta["expected"], meta["rule"], meta["status"]) == ("EINVAL", ["E2BIG"], "size.over_page",
+                                                                                  "confirmed")
     binary = tmp_path / "repro"
     subprocess.run(["cc", "-o", str(binary), str(folder / "repro.c")], check=True)
     assert os.waitstatus_to_exitcode(exec_with_fault([str(binary)], "oversize-einval")) == 1
@@ -99,7 +100,14 @@ def test_a_finding_round_trip(tmp_path: Path) -> None:
 
 
 def test_selftest_detects_every_planted_fault(tmp_path: Path) -> None:
+    """Each fault found, with at most two findings, each confirmed by a reproducer that
+    fails under the fault and passes without it."""
     done = clone3_fuzz("selftest", "--time", "10", "--out", str(tmp_path), timeout=900)
     lines = [line for line in done.stdout.splitlines() if line.split()[:1] in (["detected"], ["MISSED"])]
-    assert len(lines) == len(FAULTS) >= 10
+    assert len(lines) == len(FAULTS) >= 15
     assert done.returncode == 0, done.stdout + done.stderr[-2000:]
+    for fault in FAULTS:
+        folders = list((tmp_path / fault / "findings").glob("[!.]*"))
+        assert 1 <= len(folders) <= 2, (fault, [f.name for f in folders])
+        assert all(json.loads((f / "finding.json").read_text())["status"] == "confirmed" for f in folders), fault
+    assert "0 reproducers fail without their fault" in done.stdout

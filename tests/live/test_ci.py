@@ -47,6 +47,8 @@ def test_the_report_files_parse(agreeing: tuple[subprocess.CompletedProcess[str]
     assert grid[sizes.index(0)] == ["EINVAL"] * len(grid[0])
     assert grid[sizes.index(4097)] == ["E2BIG"] * len(grid[0])
     assert grid[sizes.index(4096)][0] == "success" and set(grid[sizes.index(4096)][1:]) == {"E2BIG"}
+    assert all(observed in expected for row, due in zip(grid, report["abi_map"]["expected"])
+               for observed, expected in zip(row, due))
     assert (folder / "report.md").read_text().startswith("# clone3-fuzz report")
     suite = ET.parse(folder / "junit.xml").getroot()
     names = [case.get("name") for case in suite.iter("testcase")]
@@ -61,7 +63,11 @@ def test_exit_1_under_a_planted_fault(tmp_path: Path) -> None:
     report = json.loads((tmp_path / "report.json").read_text())
     assert report["status"] == "discrepancy" and report["findings"]
     finding = next(f for f in report["findings"] if f["rule"] == "size.over_page")
-    assert (finding["observed"], finding["expected"]) == ("EINVAL", ["E2BIG"]) and "raw_clone3" in finding["repro"]
+    assert (finding["observed"], finding["expected"], finding["status"]) == ("EINVAL", ["E2BIG"], "confirmed")
+    assert "long c3_clone3(void *args, uint64_t size)" in finding["repro"]  # the executor's own code
+    assert len(report["findings"]) <= 2 and report["fault"] == "oversize-einval"
+    assert "oversize-einval" in (tmp_path / "report.md").read_text()
+    assert 'class="unexpected"' in (tmp_path / "report.html").read_text()  # the map shows what was expected
     failures = [c.get("name") for c in ET.parse(tmp_path / "junit.xml").getroot().iter("testcase")
                 if c.find("failure") is not None]
     assert any(name.startswith("finding.size.over_page") for name in failures)

@@ -21,7 +21,8 @@ from harness.case import MAX_IMAGE, CaseError, loads, parse, read_jsonl
         ({"size": 88, "flags": "scratch"}, "flags"),
         ({"size": 88, "cgroup": "scratch"}, "cgroup"),
         ({"size": 88, "pidfd": "cgroup2"}, "pidfd"),
-        ({"size": 88, "set_tid": [1] * 65}, "set_tid"),
+        ({"size": 88, "set_tid": [1] * 4097}, "set_tid"),
+        ({"size": 88, "set_tid": [1 << 32]}, "set_tid[0]"),
         ({"size": 88, "set_tid": [1, "x"]}, "set_tid[1]"),
         ({"size": 88, "tail": {"80": 1}}, "tail"),
         ({"size": 88, "tail": {"96": 256}}, "tail[96]"),
@@ -58,6 +59,16 @@ def test_values_in_every_spelling() -> None:
     assert case.values["exit_signal"] == 17
     assert case.values["tls"] == abi.U64_MAX
     assert abi.decode(case.image())["stack"] == 0x1000
+
+
+def test_the_kernel_selftests_set_tid_vectors_are_cases() -> None:
+    # tools/testing/selftests/clone3/clone3_set_tid.c passes arrays longer than the 32
+    # levels the kernel reads (65 and 1,344 pids), and pid -1 written as its u32 image.
+    for count in (65, 1344):
+        case = parse({"size": 88, "set_tid": [1] * count, "set_tid_size": 33})
+        assert len(case.set_tid_pids) == count and case.values["set_tid_size"] == 33
+    assert parse({"size": 88, "set_tid": [4294967295]}).set_tid_pids == (-1,)
+    assert parse({"size": 88, "set_tid": [4294967295]}).to_json()["set_tid"] == [-1]
 
 
 def test_set_tid_list_defaults_its_size() -> None:

@@ -18,7 +18,7 @@ ROOT = profiles.Profile(
     clone3="available", struct_size=88, accepted_flags=profiles.version_mask((6, 18, 0)),
     pidfd_thread_accepted=True, stack_checked=True, pidfd_parent_tid_checked=True, exit_signal_late=False,
     user_ptr_limit=0x7FFFFFFFF000, tls_limit=0x7FFFFFFFF000, cap_sys_admin=True, cap_checkpoint_restore=True,
-    nproc_limited=False, caller_is_pidns_init=False, pid_level=1, pid_max=4194304, outer_pid_max=32768,
+    nproc_limited=False, caller_is_pidns_init=False, pid_level=1, pid_max=4194304, outer_pid_max=32768, address_bits=47,
     namespaces=frozenset(profiles.NAMESPACES), exhausted_namespaces=frozenset(), cgroup2_usable=True,
 )
 NOBODY = profiles.Profile(**{**ROOT.__dict__, "cap_sys_admin": False, "cap_checkpoint_restore": False})

@@ -19,7 +19,7 @@ def measured(release: str, **changes: object) -> Probe:
                  struct_size=profiles.version_struct_size(version), accepted_flags=profiles.version_mask(version),
                  newtime_accepted=version >= (6, 3, 0), pidfd_thread_accepted=version >= (6, 9, 0), stack_checked=True,
                  pidfd_parent_tid_checked=version >= (5, 9, 0), exit_signal_late=False, user_ptr_limit=0x7FFFFFFFF000,
-                 tls_limit=0x7FFFFFFFF000, pid_max=4194304, privilege=PRIVILEGE)
+                 tls_limit=0x7FFFFFFFF000, pid_max=4194304, address_bits=47, privilege=PRIVILEGE)
     return dataclasses.replace(base, **changes)
 
 
@@ -39,3 +39,46 @@ def test_a_regression_never_becomes_the_norm() -> None:
 
 def test_a_missing_clone3_is_kept() -> None:
     assert profiles.live(measured=measured("6.18.0", clone3="ENOSYS")).clone3 == "ENOSYS"
+
+
+# The limits the probe calibrates are held to what the architecture promises: x86-64's
+# TASK_SIZE_MAX (arch/x86/include/asm/page_64_types.h: (1 << 47 or 56) - PAGE_SIZE) for
+# access_ok() and do_arch_prctl_64(ARCH_SET_FS); PID_MAX_LIMIT (include/linux/threads.h)
+# for pid_max. A kernel that stops checking one measures as None (no limit found).
+TASK_SIZE_MAX_4 = (1 << 47) - 4096
+
+
+def test_a_missing_limit_check_is_not_learned() -> None:
+    live = profiles.live(measured=measured("6.18.0", user_ptr_limit=None, tls_limit=None, pid_max=None))
+    assert (live.user_ptr_limit, live.tls_limit) == (TASK_SIZE_MAX_4, TASK_SIZE_MAX_4)
+    assert live.pid_max == 4 * 1024 * 1024  # a fresh pid namespace: the bound no kernel passes
+
+
+def test_a_limit_past_the_promise_is_not_learned() -> None:
+    live = profiles.live(measured=measured("6.18.0", user_ptr_limit=1 << 50, tls_limit=1 << 63, pid_max=1 << 30))
+    assert (live.user_ptr_limit, live.tls_limit, live.pid_max) == (TASK_SIZE_MAX_4, TASK_SIZE_MAX_4, 4194304)
+
+
+def test_a_measured_limit_inside_the_promise_stands() -> None:
+    live = profiles.live(measured=measured("6.18.0", user_ptr_limit=TASK_SIZE_MAX_4 - 4096, pid_max=32768))
+    assert live.user_ptr_limit == TASK_SIZE_MAX_4 - 4096 and live.pid_max == 32768
+
+
+def test_five_level_paging_moves_the_promise() -> None:
+    live = profiles.live(measured=measured("6.18.0", address_bits=56, user_ptr_limit=None, tls_limit=(1 << 56) - 4096))
+    assert live.user_ptr_limit == live.tls_limit == (1 << 56) - 4096
+
+
+def test_arm64_promises_no_tls_check() -> None:
+    # arch/arm64/kernel/process.c copy_thread(): tpidr_el0 = tls, unchecked.
+    live = profiles.live(measured=measured("6.18.0", arch="aarch64", address_bits=48, tls_limit=1 << 40))
+    assert live.tls_limit is None and live.user_ptr_limit == 1 << 48
+
+
+def test_pid_max_is_global_before_6_14() -> None:
+    # 6.14 made pid_max a property of each pid namespace; before, every one has the sysctl's.
+    live = profiles.live(measured=measured("6.1.0", pid_max=None))
+    assert live.pid_max == live.outer_pid_max
+    modern = profiles.live(measured=measured("6.18.0"))
+    assert profiles.named("6.1", modern).pid_max == modern.outer_pid_max
+    assert profiles.named("6.14", modern).pid_max == modern.pid_max
