@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Callable, TextIO
 
 from .case import CaseError, read_jsonl
-from .findings import CONFIRMED, list_signatures
+from .findings import CONFIRMED, gather, list_signatures
 
 ROOT = Path(__file__).resolve().parent.parent
 TARGET = ROOT / "fuzz" / "clone3_target.py"
@@ -141,6 +141,7 @@ def run(seconds: int, jobs: int, corpus: Path, out: Path, seed: int, kernel: str
         for _, log in workers:
             log.close()
     stats = _collect(out, corpus, started)
+    gather(str(out / "findings"))  # each finding.md gets its final counts
     stats.corpus_problems = problems
     # libFuzzer exits 0 at the time limit and on ^C (-handle_int); anything else is ours.
     stats.failed_workers = [i for i, (p, _) in enumerate(workers) if p.returncode not in (0, -signal.SIGINT, 130)]

@@ -7,7 +7,6 @@ the regressions) with every relation; draw the ABI map; fuzz for the time that i
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from collections import Counter
@@ -18,7 +17,7 @@ from . import abi, campaign, report
 from . import profile as profiles
 from .case import Case, CaseError, parse, read_jsonl
 from .corpus import Regression, read_regressions
-from .findings import Finding, Store, fails, from_result, from_violation, list_signatures, markdown, minimize, read_sightings
+from .findings import Finding, Store, fails, from_result, from_violation, gather, minimize
 from .oracle import predict
 from .probe import probe
 from .sandbox import FAULTS, HarnessError, Sandbox
@@ -71,17 +70,11 @@ def _replay_cases(seeds: Path) -> tuple[list[tuple[str, Case]], list[Regression]
 
 
 def _findings(out: Path) -> list[dict[str, Any]]:
-    """Every saved finding with its sightings; ``finding.md`` is rewritten with the final
-    counts."""
+    """Every saved finding, with its reproducer's text for the report."""
     found = []
-    for signature in list_signatures(str(out / "findings")):
-        folder = out / "findings" / signature
-        meta = json.loads((folder / "finding.json").read_text())
-        sightings = read_sightings(str(folder))
-        (folder / "finding.md").write_text(markdown(meta, sightings))
-        repro = folder / "repro.c"
-        found.append({**meta, "sightings": sightings, "repro_path": str(repro),
-                      "repro": repro.read_text() if repro.exists() else ""})
+    for meta in gather(str(out / "findings")):
+        repro = out / "findings" / meta["signature"] / "repro.c"
+        found.append({**meta, "repro_path": str(repro), "repro": repro.read_text() if repro.exists() else ""})
     return found
 
 

@@ -478,6 +478,20 @@ class Store:
         return list_signatures(self.root)
 
 
+def gather(root: str) -> list[dict[str, Any]]:
+    """Every saved finding under ``root`` with its sightings, each ``finding.md`` rewritten
+    with the final counts."""
+    found = []
+    for signature in list_signatures(root):
+        folder = os.path.join(root, signature)
+        with open(os.path.join(folder, "finding.json")) as f:
+            meta = json.load(f)
+        sightings = read_sightings(folder)
+        _write(os.path.join(folder, "finding.md"), markdown(meta, sightings))
+        found.append({**meta, "sightings": sightings})
+    return found
+
+
 def fails(meta: dict[str, Any]) -> bool:
     """Whether a saved finding fails a run: a confirmed one, or one that could not be
     checked at all (an unchecked finding is not dismissed either)."""

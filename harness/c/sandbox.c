@@ -20,7 +20,6 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
-#include <linux/capability.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdio.h>
@@ -74,10 +73,21 @@ static int64_t now_ns(void)
 	return (int64_t)t.tv_sec * 1000000000 + t.tv_nsec;
 }
 
+/* capset()'s ABI (linux/capability.h), spelled out: musl's toolchains carry no kernel
+ * headers, and a reproducer must build with any libc. */
+#define C3_CAPABILITY_VERSION_3 0x20080522
+struct c3_cap_header {
+	uint32_t version;
+	int pid;
+};
+struct c3_cap_data {
+	uint32_t effective, permitted, inheritable;
+};
+
 static void drop_capabilities(void)
 {
-	struct __user_cap_header_struct hdr = {_LINUX_CAPABILITY_VERSION_3, 0};
-	struct __user_cap_data_struct data[2];
+	struct c3_cap_header hdr = {C3_CAPABILITY_VERSION_3, 0};
+	struct c3_cap_data data[2];
 
 	memset(data, 0, sizeof(data));
 	syscall(SYS_capset, &hdr, data);

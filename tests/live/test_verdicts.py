@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import random
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -112,3 +113,16 @@ def test_a_relation_reproducer_compares_its_two_cases(tmp_path: Path) -> None:
     binary = repro.build(tmp_path / "repro.c")
     assert isinstance(binary, Path) and repro.run(binary, None) == (0, "success\nsuccess\n")
     assert repro.check(tmp_path / "repro.c", "oversize-einval").confirmed is False  # the fault leaves both alone
+
+
+@pytest.mark.parametrize("compiler", ["gcc", "clang", "musl-gcc"])
+def test_a_reproducer_builds_with_any_compiler_and_libc(compiler: str, tmp_path: Path) -> None:
+    """No glibc-only call (strerrorname_np) and no kernel header (musl ships none)."""
+    path = shutil.which(compiler)
+    if path is None:
+        pytest.skip(f"{compiler} is not installed (.ci/run installs musl-tools)")
+    (tmp_path / "repro.c").write_text(repro.render([parse({"size": 4097})], ["E2BIG"], compiler))
+    build = subprocess.run([path, "-O1", "-Wall", "-Werror", "-o", str(tmp_path / "r"), str(tmp_path / "repro.c")],
+                           capture_output=True, text=True)
+    assert build.returncode == 0, build.stderr
+    assert subprocess.run([str(tmp_path / "r")], capture_output=True, text=True).stdout == "E2BIG\n"
