@@ -1,4 +1,25 @@
-# setuptools has no pyproject.toml key for cffi_modules (python-cffi/cffi#55): this is all it holds.
-from setuptools import setup
+"""What pyproject.toml cannot say: the cffi module (python-cffi/cffi#55), and the corpus
+shipped inside the package while the checkout's corpus/ stays its one source."""
 
-setup(cffi_modules=["harness/_executor_build.py:ffibuilder"])
+import shutil
+from pathlib import Path
+
+from setuptools import setup
+from setuptools.command.build_py import build_py
+
+CORPUS = Path(__file__).resolve().parent / "corpus"
+
+
+class BuildWithCorpus(build_py):
+    """Copies corpus/seeds.jsonl, corpus/README.md and corpus/regressions/ into the built
+    package as clone3_fuzz/corpus/."""
+
+    def run(self) -> None:
+        super().run()
+        target = Path(self.build_lib) / "clone3_fuzz" / "corpus"
+        (target / "regressions").mkdir(parents=True, exist_ok=True)
+        for path in [CORPUS / "seeds.jsonl", CORPUS / "README.md", *sorted((CORPUS / "regressions").glob("*"))]:
+            shutil.copyfile(path, target / path.relative_to(CORPUS))
+
+
+setup(cffi_modules=["harness/clone3_fuzz/runtime/build.py:ffibuilder"], cmdclass={"build_py": BuildWithCorpus})

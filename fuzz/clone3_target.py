@@ -1,34 +1,9 @@
 #!/usr/bin/env python3
-"""The atheris fuzz target: bytes -> cases -> executor -> oracle and relations.
+"""clone3-fuzz's atheris target, where libFuzzer users look for it: run it with
+libFuzzer's flags (``fuzz/clone3_target.py CORPUS_DIR -max_total_time=60``) by the Python
+that has clone3-fuzz installed. The target itself is ``clone3_fuzz.campaign.target``."""
 
-Run by ``clone3-fuzz fuzz``, one process per worker, or by hand with libFuzzer's flags:
-``fuzz/clone3_target.py CORPUS_DIR -max_total_time=60``. Settings come from the
-environment: CLONE3_FUZZ_OUT (findings and stats, default reports/manual),
-CLONE3_FUZZ_KERNEL (judge as this kernel version), CLONE3_FUZZ_WORKER (an index),
-CLONE3_FUZZ_FAULT (a planted fault, see ``clone3-fuzz selftest``).
-
-A discrepancy is recorded as a finding and the campaign goes on: it never crashes the
-target, so one run collects every finding. Coverage comes from the case decoding, the
-oracle and the relations, which are instrumented; the kernel's own coverage is not
-visible from here. No process is forked from Python: the executor does it in C.
-"""
-
-from __future__ import annotations
-
-import sys
-
-import atheris
-
-# Only what decides coverage-worthy behaviour: the sandbox and the executor would only slow it.
-with atheris.instrument_imports(include=["fuzz.decode", "harness.case", "harness.oracle", "harness.relations"]):
-    from harness.worker import Worker
-
-
-def main() -> None:
-    worker = Worker.from_environment()
-    atheris.Setup(sys.argv, worker.test_one_input)
-    atheris.Fuzz()
-
+from clone3_fuzz.campaign.target import main
 
 if __name__ == "__main__":
     main()

@@ -1,7 +1,12 @@
 """Shared fixtures. Tests are split by cost, as in Hypothesis's own suite:
 
-- ``unit/``: pure Python (the ABI model, the case format); no syscalls.
-- ``live/``: real clone3 calls through the sandboxed executor on the running kernel.
+- ``unit/``: the pure model and the pure parts of the campaign; no C build, no syscalls;
+  seconds.
+- ``live/``: real clone3 calls through the sandboxed executor, a few seconds each.
+- ``system/``: whole commands: campaigns, the planted faults, the CI job, the browser,
+  uid 65534, an installed wheel; minutes.
+
+The fixtures import the runtime lazily, so that collecting unit/ loads no compiled module.
 """
 
 from __future__ import annotations
@@ -10,17 +15,19 @@ from typing import Any, Iterable
 
 import pytest
 
-from harness.case import Case, parse
-from harness.sandbox import Sandbox
+from clone3_fuzz.model.case import Case, parse
 
 
 @pytest.fixture(scope="session")
-def sandbox() -> Sandbox:
+def sandbox() -> Any:
+    """One :class:`clone3_fuzz.runtime.sandbox.Sandbox` for the session."""
+    from clone3_fuzz.runtime.sandbox import Sandbox
+
     return Sandbox()
 
 
 @pytest.fixture(scope="session")
-def observe(sandbox: Sandbox) -> Any:
+def observe(sandbox: Any) -> Any:
     """observe(cases) -> the observed outcome of each case (JSON objects or Cases)."""
 
     def run(cases: Iterable[dict[str, Any] | Case]) -> list[str]:

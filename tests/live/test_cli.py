@@ -13,7 +13,7 @@ from typing import Iterator
 
 import pytest
 
-from .command import ROOT, clone3_fuzz
+from ..command import ROOT, clone3_fuzz
 
 NOBODY = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all"]
 
@@ -77,7 +77,7 @@ def test_bad_input_names_the_case_and_runs_nothing(tmp_path: Path) -> None:
         (("run", "--frobnicate"), "unrecognized arguments: --frobnicate"),
         (("run", "-f", "/nonexistent.jsonl"), "/nonexistent.jsonl: No such file or directory"),
         (("run",), "no cases given"),
-        (("run", "--timeout-ms", "0", "{}"), "take a positive number"),
+        (("run", "--timeout-ms", "0", "{}"), "argument --timeout-ms: 0 is not positive"),
         (("run", "--cgroup", "/nonexistent", '{"size": 88, "cgroup": "cgroup2"}'), "cgroup: /nonexistent"),
         (("predict", "--kernel", "banana", '{"size": 88}'), "--kernel: not a kernel version: 'banana'"),
     ],
@@ -97,79 +97,3 @@ def test_probe_json_describes_this_kernel() -> None:
     assert probe["struct_size"] == 88
     assert "CLONE_DETACHED" not in probe["accepted_flag_names"]
     assert {"CLONE_VM", "CLONE_CLEAR_SIGHAND", "CLONE_INTO_CGROUP"} <= set(probe["accepted_flag_names"])
-
-
-def _nobody_can_run() -> str | None:
-    if os.geteuid() != 0 or shutil.which("setpriv") is None:
-        return "needs root and setpriv to switch to uid 65534"
-    done = subprocess.run([*NOBODY, sys.executable, "-c", "import harness._executor"], capture_output=True, text=True,
-                          cwd=ROOT)
-    return None if done.returncode == 0 else f"uid 65534 cannot import the checkout: {done.stderr.strip()[-200:]}"
-
-
-@pytest.fixture(scope="module")
-def nobody() -> tuple[str, ...]:
-    reason = _nobody_can_run()
-    if reason:
-        pytest.skip(reason)
-    return tuple(NOBODY)
-
-
-def test_unprivileged_probe(nobody: tuple[str, ...]) -> None:
-    done = clone3_fuzz("probe", "--json", prefix=nobody)
-    assert done.returncode == 0, done.stderr
-    probe = json.loads(done.stdout)
-    assert probe["privilege"]["euid"] == 65534 and not probe["privilege"]["cap_sys_admin"]
-    assert not probe["privilege"]["executor_cap_sys_admin"]
-    assert probe["clone3"] == "available" and probe["struct_size"] == 88
-
-
-def test_unprivileged_batch(nobody: tuple[str, ...]) -> None:
-    cases = ['{"size": 4097}', '{"size": 88, "exit_signal": 17}', '{"size": 88, "flags": "CLONE_NEWNET"}',
-             '{"size": 88, "flags": "CLONE_NEWUSER|CLONE_NEWNET"}', '{"size": 88, "set_tid": [7]}',
-             '{"size": 88, "exit_signal": "SIGKILL"}']
-    done = clone3_fuzz("run", "--json", "--relations", *cases, prefix=nobody)
-    assert done.returncode == 0, done.stderr
-    rows = [json.loads(line) for line in done.stdout.splitlines()]
-    assert [r["observed"] for r in rows] == ["E2BIG", "success", "EPERM", "success", "EPERM", "success"]
-    assert {r["verdict"] for r in rows} == {"agree"}
-
-
-def test_unprivileged_seed_corpus_agrees(nobody: tuple[str, ...]) -> None:
-    done = clone3_fuzz("run", "--json", "--relations", "-f", "corpus/seeds.jsonl", prefix=nobody)
-    assert done.returncode == 0, done.stdout + done.stderr
-    assert {json.loads(line)["verdict"] for line in done.stdout.splitlines()} == {"agree"}
-
-
-@pytest.fixture
-def shared_dir() -> Iterator[Path]:
-    """A folder uid 65534 may write (pytest's own tmp_path is private to root)."""
-    path = Path(tempfile.mkdtemp(prefix="clone3-fuzz-nobody-"))
-    path.chmod(0o777)
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
-
-
-def test_unprivileged_ci_job(nobody: tuple[str, ...], shared_dir: Path) -> None:
-    done = clone3_fuzz("ci", "--time", "10", "--report", str(shared_dir / "report"), prefix=nobody)
-    assert done.returncode == 0, done.stdout + done.stderr
-    report = json.loads((shared_dir / "report" / "report.json").read_text())
-    assert report["status"] == "agree" and report["campaign"]["cases"] > 0
-    assert not report["profile"]["cap_sys_admin"] and report["rules"].get("perm.namespace", 0) > 0
-
-
-def test_unprivileged_selftest(nobody: tuple[str, ...], shared_dir: Path) -> None:
-    done = clone3_fuzz("selftest", "--time", "5", "--faults", "oversize-einval", "--out", str(shared_dir), prefix=nobody)
-    assert done.returncode == 0, done.stdout + done.stderr
-    assert "1 of 1 planted faults detected" in done.stdout
-
-
-def test_unprivileged_oracle_properties(nobody: tuple[str, ...]) -> None:
-    """The live oracle and relation tests (a 1,000-case generated sweep among them) as uid
-    65534, where namespaces and set_tid answer EPERM."""
-    env = {**os.environ, "CLONE3_FUZZ_SWEEP": "1000"}
-    done = subprocess.run([*nobody, sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-                           "tests/live/test_oracle_live.py", "tests/live/test_regressions_live.py"],
-                          capture_output=True, text=True, timeout=600, cwd=ROOT, env=env)
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
-    assert " passed" in done.stdout.splitlines()[-1] and "failed" not in done.stdout.splitlines()[-1]

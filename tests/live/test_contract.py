@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from harness import abi
+from clone3_fuzz.model import abi
 
 PAGE = os.sysconf("SC_PAGESIZE")
 

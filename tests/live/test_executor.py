@@ -11,8 +11,8 @@ from typing import Iterator
 
 import pytest
 
-from harness.case import parse
-from harness.sandbox import Interrupted, Sandbox, ScratchCgroup, cgroup2_mount
+from clone3_fuzz.model.case import parse
+from clone3_fuzz.runtime.sandbox import Interrupted, Sandbox, ScratchCgroup, cgroup2_mount
 
 from .proc import footprint
 

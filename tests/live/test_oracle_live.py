@@ -13,12 +13,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from fuzz.strategies import batches
-from harness import profile as profiles
-from harness.case import parse, read_jsonl
-from harness.oracle import predict
-from harness.sandbox import Sandbox
-from harness.verdict import evaluate
+from clone3_fuzz.strategies import batches
+from clone3_fuzz.model import profile as profiles
+from clone3_fuzz.runtime.probe import live_profile
+from clone3_fuzz.model.case import parse, read_jsonl
+from clone3_fuzz.model.oracle import predict
+from clone3_fuzz.runtime.sandbox import Sandbox
+from clone3_fuzz.model.verdict import evaluate
 
 #: Cases a sweep runs; set CLONE3_FUZZ_SWEEP=100000 for the full measurement.
 SWEEP = int(os.environ.get("CLONE3_FUZZ_SWEEP", "3000"))
@@ -28,7 +29,7 @@ SEEDS = os.path.join(os.path.dirname(__file__), "..", "..", "corpus", "seeds.jso
 
 @pytest.fixture(scope="module")
 def live(sandbox: Sandbox) -> profiles.Profile:
-    return profiles.live(sandbox)
+    return live_profile(sandbox)
 
 
 DISTINGUISHING = [

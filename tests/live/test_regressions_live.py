@@ -6,17 +6,18 @@ from typing import Any
 
 import pytest
 
-from harness import profile as profiles
-from harness.corpus import Regression, read_regressions
-from harness.oracle import predict
-from harness.sandbox import Sandbox
+from clone3_fuzz.model import profile as profiles
+from clone3_fuzz.runtime.probe import live_profile
+from clone3_fuzz.campaign.corpus import Regression, read_regressions
+from clone3_fuzz.model.oracle import predict
+from clone3_fuzz.runtime.sandbox import Sandbox
 
 ENTRIES = [e for e in read_regressions() if isinstance(e, Regression)]
 
 
 @pytest.fixture(scope="module")
 def live(sandbox: Sandbox) -> profiles.Profile:
-    return profiles.live(sandbox)
+    return live_profile(sandbox)
 
 
 @pytest.mark.parametrize("entry", ENTRIES, ids=lambda e: e.where)

@@ -6,9 +6,9 @@ import itertools
 import signal
 from typing import Any
 
-from harness import abi
-from harness.case import parse
-from harness.sandbox import Sandbox
+from clone3_fuzz.model import abi
+from clone3_fuzz.model.case import parse
+from clone3_fuzz.runtime.sandbox import Sandbox
 
 from .proc import footprint
 

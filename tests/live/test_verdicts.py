@@ -12,13 +12,16 @@ from pathlib import Path
 
 import pytest
 
-from harness import profile as profiles
-from harness import repro
-from harness.case import parse
-from harness.findings import Finding, Store, minimize
-from harness.oracle import predict
-from harness.sandbox import Sandbox
-from harness.verdict import evaluate
+from clone3_fuzz.model import profile as profiles
+from clone3_fuzz.runtime.probe import live_profile
+from clone3_fuzz.campaign import repro
+from clone3_fuzz.model.case import parse
+from clone3_fuzz.campaign.finding import Finding
+from clone3_fuzz.campaign.findings import Store
+from clone3_fuzz.campaign.minimize import minimize
+from clone3_fuzz.model.oracle import predict
+from clone3_fuzz.runtime.sandbox import Sandbox
+from clone3_fuzz.model.verdict import evaluate
 
 #: Cases whose outcome depends on machine state: a pid that may be in use at the innermost
 #: level (EEXIST) or free (then the outer level's pid_max decides), literal pointers that
@@ -36,7 +39,7 @@ needs_cc = pytest.mark.skipif(shutil.which("cc") is None, reason="needs a C comp
 
 @pytest.fixture(scope="module")
 def live(sandbox: Sandbox) -> profiles.Profile:
-    return profiles.live(sandbox)
+    return live_profile(sandbox)
 
 
 def test_state_dependent_cases_never_break_a_relation(sandbox: Sandbox, live: profiles.Profile) -> None:
@@ -52,7 +55,7 @@ def test_state_dependent_cases_never_break_a_relation(sandbox: Sandbox, live: pr
 
 @pytest.mark.parametrize("fault", ["stack-range-unchecked", "tls-range-unchecked", "pid-max-unchecked"])
 def test_a_limit_whose_check_is_gone_is_not_learned(fault: str, live: profiles.Profile) -> None:
-    broken = profiles.live(Sandbox(fault=fault))
+    broken = live_profile(Sandbox(fault=fault))
     assert (broken.user_ptr_limit, broken.tls_limit, broken.pid_max) == (live.user_ptr_limit, live.tls_limit, live.pid_max)
     if live.arch == "x86_64" and live.address_bits == 47:
         assert live.user_ptr_limit == live.tls_limit == TASK_SIZE_MAX_4

@@ -1,6 +1,6 @@
 import pytest
 
-from harness import abi
+from clone3_fuzz.model import abi
 
 
 def test_layout_matches_uapi() -> None:

@@ -3,8 +3,8 @@ import json
 
 import pytest
 
-from harness import abi
-from harness.case import MAX_IMAGE, CaseError, loads, parse, read_jsonl
+from clone3_fuzz.model import abi
+from clone3_fuzz.model.case import MAX_IMAGE, CaseError, loads, parse, read_jsonl
 
 
 @pytest.mark.parametrize(

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import random
 
-from fuzz.decode import MAX_CASES, decode
-from harness.case import loads
+from clone3_fuzz.campaign.decode import MAX_CASES, decode
+from clone3_fuzz.model.case import loads
 
 
 def test_any_bytes_decode_to_valid_cases() -> None:

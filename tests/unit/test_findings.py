@@ -3,9 +3,11 @@ shrinker's steps, the expectation check, the text for a mail, and the comparison
 
 from __future__ import annotations
 
-from harness import findings, triage
-from harness.case import parse
-from harness.findings import Finding, expectation_problem, shape
+from clone3_fuzz.campaign import finding as findings
+from clone3_fuzz.campaign import minimize as shrink
+from clone3_fuzz.campaign import triage
+from clone3_fuzz.model.case import parse
+from clone3_fuzz.campaign.finding import Finding, expectation_problem, shape
 
 from .test_oracle import ROOT
 
@@ -29,17 +31,17 @@ def test_a_pointer_is_a_pointer_however_it_is_named() -> None:
 
 
 def test_the_shrinker_takes_bold_steps_first() -> None:
-    steps = findings._simpler(parse({"size": 700, "flags": "CLONE_VM|CLONE_VFORK", "tail": {"600": 3}}))
+    steps = shrink._simpler(parse({"size": 700, "flags": "CLONE_VM|CLONE_VFORK", "tail": {"600": 3}}))
     assert steps[0] == parse({"size": 700})
     assert parse({"size": 89, "flags": "CLONE_VM|CLONE_VFORK", "tail": {"88": 3}}) in steps
     assert steps[-1].size == 699  # the smallest step comes last
-    lists = findings._simpler(parse({"size": 80, "set_tid": [5, 6, 7]}))
+    lists = shrink._simpler(parse({"size": 80, "set_tid": [5, 6, 7]}))
     assert parse({"size": 80, "set_tid": [5, 7]}) in lists
 
 
 def test_a_hex_case_shrinks_through_its_fields() -> None:
     image = bytes(8) + bytes(80) + bytes([0] * 10 + [1])
-    steps = findings._simpler(parse({"size": 99, "hex": image.hex()}))
+    steps = shrink._simpler(parse({"size": 99, "hex": image.hex()}))
     assert parse({"size": 99, "tail": {"98": 1}}) in steps
 
 

@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
-from harness import abi
-from harness import profile as profiles
-from harness.case import parse
-from harness.oracle import RULES, predict
+from clone3_fuzz.model import abi
+from clone3_fuzz.model import profile as profiles
+from clone3_fuzz.model.case import parse
+from clone3_fuzz.model.oracle import RULES, predict
 
 ROOT = profiles.Profile(
     release="6.18.0", version=(6, 18, 0), source="named", arch="x86_64", page_size=4096, nsig=64,

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from harness import profile as profiles
-from harness.case import CaseError
-from harness.corpus import Regression, read_regressions
-from harness.oracle import predict
+from clone3_fuzz.model import profile as profiles
+from clone3_fuzz.model.case import CaseError
+from clone3_fuzz.campaign.corpus import Regression, read_regressions
+from clone3_fuzz.model.oracle import predict
 
 from .test_oracle import ROOT
 

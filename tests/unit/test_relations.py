@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import random
 
-from harness.case import parse
-from harness.relations import EXPECTED, RELATIONS, SAME, derive, variant_of
+from clone3_fuzz.model.case import parse
+from clone3_fuzz.model.relations import EXPECTED, RELATIONS, SAME, derive, variant_of
 
 from .test_oracle import ROOT
 

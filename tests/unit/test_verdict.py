@@ -6,9 +6,9 @@ from __future__ import annotations
 from collections import deque
 from typing import Sequence
 
-from harness.case import Case, parse
-from harness.executor import Outcome
-from harness.verdict import evaluate
+from clone3_fuzz.model.case import Case, parse
+from clone3_fuzz.model.outcome import Outcome
+from clone3_fuzz.model.verdict import evaluate
 
 from .test_oracle import ROOT
 

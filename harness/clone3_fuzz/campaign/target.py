@@ -1,0 +1,35 @@
+"""The atheris fuzz target: bytes -> cases -> executor -> oracle and relations.
+
+Started by ``clone3-fuzz fuzz`` as ``python -m clone3_fuzz.campaign.target``, one process
+per worker, or by hand through ``fuzz/clone3_target.py`` with libFuzzer's flags. Settings
+come from the environment: CLONE3_FUZZ_OUT (findings and stats, default reports/manual),
+CLONE3_FUZZ_KERNEL (judge as this kernel version), CLONE3_FUZZ_WORKER (an index),
+CLONE3_FUZZ_FAULT (a planted fault, see ``clone3-fuzz selftest``).
+
+A discrepancy is recorded as a finding and the campaign goes on: it never crashes the
+target, so one run collects every finding. Coverage comes from the case decoding, the
+oracle and the relations, which are instrumented; the kernel's own coverage is not
+visible from here. No process is forked from Python: the executor does it in C.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import atheris
+
+# Only what decides coverage-worthy behaviour: the sandbox and the executor would only slow it.
+with atheris.instrument_imports(include=["clone3_fuzz.campaign.decode", "clone3_fuzz.model.case",
+                                         "clone3_fuzz.model.oracle", "clone3_fuzz.model.relations"]):
+    from clone3_fuzz.campaign.worker import Worker
+
+
+def main() -> None:
+    """Runs libFuzzer (through atheris) with ``sys.argv``'s flags on the worker's input."""
+    worker = Worker.from_environment()
+    atheris.Setup(sys.argv, worker.test_one_input)
+    atheris.Fuzz()
+
+
+if __name__ == "__main__":
+    main()

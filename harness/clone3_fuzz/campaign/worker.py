@@ -1,0 +1,86 @@
+"""One fuzzing worker: what the atheris target does with each input.
+
+Kept apart from the target script so that it can be driven without atheris (tests,
+corpus replay) and instrumented with it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import time
+import zlib
+from collections import Counter
+from dataclasses import dataclass, field
+
+from ..model import profile as profiles
+from ..model.verdict import evaluate
+from ..runtime.probe import live_profile, probe
+from ..runtime.sandbox import Sandbox
+from .decode import decode
+from .finding import from_result, from_violation
+from .findings import Store
+from .minimize import minimize
+
+STATS_EVERY = 1.0
+
+
+@dataclass
+class Worker:
+    sandbox: Sandbox
+    profile: profiles.Profile
+    store: Store
+    stats_path: str
+    inputs: int = 0
+    cases: int = 0
+    checks: int = 0
+    new_findings: int = 0
+    flaky: int = 0
+    rules: Counter[str] = field(default_factory=Counter)
+    started: float = field(default_factory=time.monotonic)
+    written: float = 0.0
+
+    @classmethod
+    def from_environment(cls) -> Worker:
+        out = os.environ.get("CLONE3_FUZZ_OUT", os.path.join("reports", "manual"))
+        index = os.environ.get("CLONE3_FUZZ_WORKER", "0")
+        # A planted fault stands for the kernel under test: the profile is measured through it,
+        # as ci does (and what a fault changes, the profile refuses to learn as normal).
+        fault = os.environ.get("CLONE3_FUZZ_FAULT") or None
+        sandbox = Sandbox(fault=fault)
+        measured = probe(sandbox)
+        live = live_profile(sandbox, measured)
+        kernel = os.environ.get("CLONE3_FUZZ_KERNEL")
+        profile = profiles.named(kernel, live) if kernel else live
+        os.makedirs(os.path.join(out, "stats"), exist_ok=True)
+        store = Store(out, profile, fault=fault, caller=measured.privilege.summary())
+        return cls(sandbox, profile, store, os.path.join(out, "stats", f"worker-{index}.json"))
+
+    def test_one_input(self, data: bytes) -> None:
+        cases = decode(data, self.profile.page_size)
+        named = [(f"input:{i}", case) for i, case in enumerate(cases)]
+        rng = random.Random(zlib.crc32(data))
+        evaluation = evaluate(named, self.sandbox, self.profile, relations=True, rng=rng)
+        found = [from_result(r) for r in evaluation.discrepancies + evaluation.variant_discrepancies]
+        found += [from_violation(v) for v in evaluation.violations]
+        self.flaky += len(evaluation.flaky)
+        for finding in found:
+            self.new_findings += self.store.record(finding, lambda f: minimize(
+                f, self.sandbox, self.profile, known=self.store.known))
+        self.inputs += 1
+        self.cases += len(cases)
+        self.checks += len(evaluation.checks)
+        self.rules.update(evaluation.rule_counts())
+        if time.monotonic() - self.written > STATS_EVERY:
+            self.write_stats()
+
+    def write_stats(self) -> None:
+        self.written = time.monotonic()
+        self.store.flush()
+        stats = {"inputs": self.inputs, "cases": self.cases, "checks": self.checks,
+                 "new_findings": self.new_findings, "flaky": self.flaky, "seconds": self.written - self.started,
+                 "executors": self.sandbox.executors, "rules": dict(self.rules)}
+        with open(self.stats_path + ".tmp", "w") as f:
+            json.dump(stats, f)
+        os.replace(self.stats_path + ".tmp", self.stats_path)

@@ -1,0 +1,484 @@
+"""The ``clone3-fuzz`` command line: one function per command, each option only on the
+commands that use it, and the exit statuses of :mod:`.exit_status` for all of them.
+
+``--json`` means the same everywhere: JSON on stdout instead of text (JSON Lines where a
+command prints one record per case), every object carrying ``tool_version`` and
+``schema_version``. Relative paths are the current directory's. Whatever goes wrong in a
+way the tool did not foresee ends in one line and exit status 2; the traceback is kept in
+a log file that the line names.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+import traceback
+from pathlib import Path
+from typing import Any, Callable, Iterable, NoReturn, Sequence
+
+from . import SCHEMA_VERSION, __version__
+from .campaign import repro, triage
+from .campaign import supervisor as campaign
+from .campaign.findings import Store
+from .campaign.worker import Worker
+from .exit_status import EPILOG, ExitStatus, HarnessError
+from .model import oracle
+from .model import profile as profiles
+from .model.case import Case, CaseError, loads, read_jsonl
+from .model.verdict import DISCREPANCY, Result, evaluate, judge, violation_json
+from .outputs import bench, ci
+from .runtime import probe
+from .runtime.sandbox import (
+    DEFAULT_BATCH,
+    DEFAULT_TIMEOUT_MS,
+    FAULTS,
+    Interrupted,
+    Sandbox,
+)
+
+WIDTH = 79  # progress lines fit an 80-column terminal
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        self.exit(ExitStatus.HARNESS, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def _die(message: str, status: ExitStatus = ExitStatus.HARNESS) -> NoReturn:
+    print(f"clone3-fuzz: {message}", file=sys.stderr)
+    raise SystemExit(status)
+
+
+def emit(obj: dict[str, Any], indent: int | None = None) -> None:
+    """One JSON object on stdout, stamped with the tool's and the schema's versions."""
+    print(json.dumps({**obj, "tool_version": __version__, "schema_version": SCHEMA_VERSION}, indent=indent))
+
+
+def _status_line(text: str, final: bool = False) -> None:
+    """A progress line on stderr: rewritten in place on a terminal, one per call elsewhere."""
+    text = text[:WIDTH]
+    if sys.stderr.isatty():
+        print(f"\r{text:<{WIDTH}}", end="\n" if final else "", file=sys.stderr, flush=True)
+    else:
+        print(text, file=sys.stderr, flush=True)
+
+
+def _case_progress(label: str) -> Callable[[int, int], None] | None:
+    if not sys.stderr.isatty():
+        return None
+    return lambda done, total: _status_line(f"{label}: {done}/{total} cases", final=done == total)
+
+
+def _sandbox(args: argparse.Namespace, label: str) -> Sandbox:
+    return Sandbox(timeout_ms=args.timeout_ms, batch_size=args.batch, progress=_case_progress(label),
+                   cgroup=args.cgroup)
+
+
+def _gather(args: argparse.Namespace) -> list[tuple[str, Case]]:
+    """Every case named on the command line; each bad one gets its line and exit 2."""
+    found: list[tuple[str, Case | CaseError]] = []
+    for number, text in enumerate(args.cases, 1):
+        if text == "-":
+            found.extend(read_jsonl(sys.stdin, "<stdin>"))
+            continue
+        try:
+            found.append((f"arg:{number}", loads(text)))
+        except CaseError as e:
+            found.append((f"arg:{number}", e.located(f"arg:{number}")))
+    for path in args.file:
+        try:
+            with open(path) as stream:
+                found.extend(read_jsonl(stream, path))
+        except OSError as e:
+            _die(f"{path}: {e.strerror}")
+    errors = [item for _, item in found if isinstance(item, CaseError)]
+    for error in errors:
+        print(f"clone3-fuzz: {error}", file=sys.stderr)
+    if errors:
+        raise SystemExit(ExitStatus.HARNESS)
+    if not found:
+        _die(f"{args.command}: no cases given (CASE_JSON, -f FILE or - for stdin)")
+    return found  # type: ignore[return-value]  # no CaseError is left
+
+
+def _unavailable(cause: str | None) -> str:
+    return f"clone3 is unavailable here: {cause}"
+
+
+def _require_clone3(sandbox: Sandbox) -> None:
+    """A one-line error and exit 3 when clone3 is missing: a campaign against ENOSYS would
+    only ever agree with itself. One call; the workers probe the kernel in full."""
+    _, cause = probe.availability(sandbox)
+    if cause:
+        _die(_unavailable(cause), ExitStatus.UNAVAILABLE)
+
+
+def _profile(args: argparse.Namespace, sandbox: Sandbox) -> profiles.Profile:
+    live = probe.live_profile(sandbox)
+    return profiles.named(args.kernel, live) if args.kernel else live
+
+
+# --- run and predict -----------------------------------------------------------------
+
+def _print_results(results: Iterable[Result], as_json: bool) -> None:
+    for result in results:
+        if as_json:
+            emit(result.to_json())
+            continue
+        line = f"{result.observed:<16} {result.verdict:<12} {result.rule:<30} {result.case.dumps()}"
+        if result.verdict == DISCREPANCY:
+            line += f"  (predicted {', '.join(result.prediction.outcomes)})"
+        if result.observed.startswith("harness"):
+            line += f"  ({result.outcome.detail})"
+        print(line)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    named = _gather(args)
+    sandbox = _sandbox(args, "run")
+    profile = _profile(args, sandbox)
+    try:
+        evaluation = evaluate(named, sandbox, profile, relations=args.relations)
+    except Interrupted as stop:
+        _print_results(judge(named, stop.outcomes, profile), args.json)
+        done = sum(o is not None for o in stop.outcomes[:len(named)])
+        print(f"clone3-fuzz: interrupted after {done} of {len(named)} cases", file=sys.stderr)
+        return ExitStatus.INTERRUPTED
+    _print_results(evaluation.results, args.json)
+    if profile.source == "live" and profile.clone3 != "available":
+        print(f"clone3-fuzz: clone3 is unavailable here (every call gave {profile.clone3})", file=sys.stderr)
+        return ExitStatus.UNAVAILABLE
+    for violation in evaluation.violations:
+        if args.json:
+            emit(violation_json(violation))
+        else:
+            print(f"{violation.variant_observed:<16} {DISCREPANCY:<12} relation.{violation.check.relation:<21} "
+                  f"{violation.check.variant.dumps()}  (expected {violation.expected}, "
+                  f"as for {violation.check.source.dumps()})")
+    return ExitStatus.AGREE if evaluation.clean else ExitStatus.DISAGREE
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    named = _gather(args)
+    profile = _profile(args, Sandbox())
+    for where, case in named:
+        prediction = oracle.predict(case, profile)
+        if args.json:
+            emit({"where": where, "case": case.to_json(), "predicted": prediction.outcomes,
+                  "rule": prediction.rule, "rules": dict(prediction.rules), "kernel": profile.release})
+        else:
+            print(f"{','.join(prediction.outcomes):<16} {prediction.rule:<30} {case.dumps()}")
+    return ExitStatus.AGREE
+
+
+# --- campaigns -----------------------------------------------------------------------
+
+def _campaign_progress(label: str, seconds: int) -> Callable[[campaign.Stats], None]:
+    last = [0.0]
+
+    def show(stats: campaign.Stats) -> None:
+        if not sys.stderr.isatty() and time.monotonic() - last[0] < 10:
+            return
+        last[0] = time.monotonic()
+        _status_line(f"{label}: {max(0, seconds - stats.seconds):3.0f}s left, {stats.rate:6.0f} calls/s, "
+                     f"corpus {stats.corpus}, findings {len(stats.findings)}")
+
+    return show
+
+
+def _campaign(args: argparse.Namespace, out: Path, corpus: Path, fault: str | None, label: str) -> campaign.Stats:
+    stats = campaign.run(args.time, args.jobs, corpus, out, args.seed, kernel=getattr(args, "kernel", None),
+                         fault=fault, progress=_campaign_progress(label, args.time))
+    if sys.stderr.isatty():
+        print(file=sys.stderr)
+    for problem in stats.corpus_problems:
+        print(f"clone3-fuzz: {problem}", file=sys.stderr)
+    for index in stats.failed_workers:
+        print(f"clone3-fuzz: worker {index} failed; the end of {out}/logs/worker-{index}.log:\n"
+              f"{campaign.worker_log_tail(out, index)}", file=sys.stderr)
+    return stats
+
+
+def _report_folder(base: Path) -> Path:
+    """A folder no other run shares: the time, then the pid."""
+    return base / f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
+
+
+def _stats_json(stats: campaign.Stats) -> dict[str, Any]:
+    return {"seconds": stats.seconds, "cases": stats.cases, "relation_checks": stats.checks, "rate": stats.rate,
+            "corpus": stats.corpus, "findings": stats.findings, "confirmed": stats.confirmed, "flaky": stats.flaky,
+            "failed_workers": stats.failed_workers}
+
+
+def cmd_fuzz(args: argparse.Namespace) -> int:
+    _require_clone3(Sandbox())
+    out = Path(args.out).resolve() if args.out else _report_folder(Path("reports").resolve())
+    corpus = Path(args.corpus).resolve() if args.corpus else Path("reports", "corpus").resolve()
+    stats = _campaign(args, out, corpus, None, "fuzz")
+    if args.json:
+        emit({"out": str(out), "corpus_dir": str(corpus), **_stats_json(stats)}, indent=2)
+    else:
+        print(f"campaign: {stats.cases} cases and {stats.checks} relation variants in {stats.seconds:.0f}s "
+              f"({stats.rate:.0f}/s), corpus {stats.corpus} in {corpus}, {len(stats.findings)} findings "
+              f"({len(stats.confirmed)} confirmed)")
+        for signature in stats.findings:
+            print(f"  {out}/findings/{signature}/")
+        print(f"report: {out}")
+    if stats.failed_workers:
+        return ExitStatus.HARNESS
+    return ExitStatus.DISAGREE if stats.confirmed else ExitStatus.AGREE
+
+
+def _passes_without_fault(folder: Path) -> bool:
+    """A planted fault's reproducer must pass on the real kernel (exit 0)."""
+    binary = repro.build(folder / "repro.c")
+    if isinstance(binary, repro.Check):
+        return False
+    status, _ = repro.run(binary, None, "repro.healthy.out")
+    binary.unlink(missing_ok=True)
+    return status == 0
+
+
+def cmd_selftest(args: argparse.Namespace) -> int:
+    faults = args.faults.split(",") if args.faults else list(FAULTS)
+    unknown = [f for f in faults if f not in FAULTS]
+    if unknown:
+        _die(f"selftest: unknown fault {unknown[0]!r} (known: {', '.join(FAULTS)})")
+    _require_clone3(Sandbox())
+    out = Path(args.out).resolve() if args.out else _report_folder(Path("reports").resolve()) / "selftest"
+    missed, false_reproducers, rows = [], [], []
+    for fault in faults:
+        stats = _campaign(args, out / fault, out / fault / "corpus", fault, f"selftest {fault}")
+        healthy = [_passes_without_fault(out / fault / "findings" / s) for s in stats.confirmed]
+        false_reproducers += [s for s, ok in zip(stats.confirmed, healthy) if not ok]
+        rows.append({"fault": fault, "detected": bool(stats.confirmed), "findings": stats.findings,
+                     "confirmed": stats.confirmed, "pass_without_fault": sum(healthy)})
+        if not args.json:
+            first = stats.confirmed[0] if stats.confirmed else "-"
+            print(f"{'detected' if stats.confirmed else 'MISSED':<9} {fault:<24} {len(stats.findings):>2} findings, "
+                  f"{len(stats.confirmed)} confirmed, {sum(healthy)}/{len(healthy)} pass without the fault  {first}")
+        if not stats.confirmed:
+            missed.append(fault)
+    if args.json:
+        emit({"out": str(out), "faults": rows, "missed": missed, "false_reproducers": false_reproducers}, indent=2)
+    else:
+        print(f"selftest: {len(faults) - len(missed)} of {len(faults)} planted faults detected; "
+              f"{len(false_reproducers)} reproducers fail without their fault; report: {out}")
+    return ExitStatus.DISAGREE if missed or false_reproducers else ExitStatus.AGREE
+
+
+# --- the CI job, findings, probe, bench ----------------------------------------------
+
+def _point_latest(base: Path, folder: Path) -> None:
+    """``base/latest`` names the newest report, replaced atomically: a reader never finds
+    it missing, and two runs racing for it both succeed."""
+    link = base / f".latest-{os.getpid()}"
+    link.unlink(missing_ok=True)
+    link.symlink_to(folder.name)
+    os.replace(link, base / "latest")
+
+
+def cmd_ci(args: argparse.Namespace) -> int:
+    base = Path("reports").resolve()
+    folder = Path(args.report).resolve() if args.report else _report_folder(base)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        if not args.report:
+            _point_latest(base, folder)
+    except OSError as e:
+        _die(f"--report: {folder}: {e.strerror}")
+    junit = str(Path(args.junit).resolve()) if args.junit else None
+    lines: list[str] = []
+    code = ci.run(args.time, folder, junit, kernel=args.kernel, fault=args.fault,
+                  log=lines.append if args.json else print, progress=_status_line)
+    if args.json:
+        print((folder / "report.json").read_text(), end="")
+    return code
+
+
+def cmd_findings(args: argparse.Namespace) -> int:
+    if args.action == "compare":
+        result = triage.compare(triage.load(Path(args.old)), triage.load(Path(args.new)))
+        if args.json:
+            emit(result.to_json(), indent=2)
+        else:
+            for word, signatures in (("new", result.new), ("fixed", result.fixed), ("still", result.still)):
+                for signature in signatures:
+                    print(f"{word:<6} {signature}")
+            print(f"findings: {len(result.new)} new, {len(result.fixed)} fixed, {len(result.still)} still there")
+        return ExitStatus.DISAGREE if result.new else ExitStatus.AGREE
+    sandbox = Sandbox()
+    _require_clone3(sandbox)
+    checks = triage.recheck(Path(args.folder), sandbox, probe.live_profile(sandbox))
+    for check in checks:
+        if args.json:
+            emit({"signature": check.signature, "reproduces": check.reproduces, "observed": check.observed,
+                  "expected": check.expected})
+        else:
+            print(f"{'reproduces' if check.reproduces else 'gone':<11} {check.signature}  "
+                  f"({', '.join(check.observed)}; expected {check.expected})")
+    if not args.json:
+        print(f"findings: {sum(c.reproduces for c in checks)} of {len(checks)} still reproduce on {os.uname().release}")
+    return ExitStatus.DISAGREE if any(c.reproduces for c in checks) else ExitStatus.AGREE
+
+
+def cmd_probe(args: argparse.Namespace) -> int:
+    measured = probe.probe(_sandbox(args, "probe"))
+    status = ExitStatus.AGREE if measured.clone3 == "available" else ExitStatus.UNAVAILABLE
+    if status:
+        print(f"clone3-fuzz: {_unavailable(measured.clone3_missing_cause)}", file=sys.stderr)
+    result = measured.to_json()
+    if args.json:
+        emit(result, indent=2)
+        return status
+    for key, value in [*result.pop("privilege").items(), *result.pop("machine").items(), *result.items()]:
+        print(f"{key + ':':<26}{' '.join(map(str, value)) if isinstance(value, list) else value}")
+    return status
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    measures = bench.run(args.scale)
+    with tempfile.TemporaryDirectory() as out:
+        sandbox = Sandbox()
+        live = probe.live_profile(sandbox)
+        worker = Worker(sandbox, live, Store(out, live), os.path.join(out, "stats.json"))
+        campaigns = [bench.measure_campaign(mix, 5 * args.scale, worker) for mix in bench.MIXES]
+    if args.json:
+        emit({
+            "kinds": {m.kind: {"cases": m.cases, "raw_rate": m.raw_rate, "encode_rate": m.encode_rate,
+                               "batch_rate": m.batch_rate, "decode_rate": m.decode_rate} for m in measures},
+            "campaign": {c.mix: {"cases": c.cases, "calls": c.calls, "case_rate": c.case_rate,
+                                 "naive_rate": c.naive_rate} for c in campaigns},
+            "ratios": {**{m.kind: m.ratio for m in measures}, **{f"{c.mix}/naive": c.ratio for c in campaigns}},
+            "targets": {**{m.kind: m.target for m in measures}, "campaign-rejected/naive": 10.0},
+        }, indent=2)
+        return ExitStatus.AGREE
+    print(f"{'kind':<18}{'cases':>8}{'raw/s':>12}{'batch/s':>12}{'ratio':>7}{'target':>8}{'encode/s':>11}{'decode/s':>11}")
+    for m in measures:
+        print(f"{m.kind:<18}{m.cases:>8}{m.raw_rate:>12.0f}{m.batch_rate:>12.0f}{m.ratio:>7.2f}"
+              f"{m.target:>8.2f}{m.encode_rate:>11.0f}{m.decode_rate:>11.0f}")
+    print(f"\n{'campaign mix':<18}{'cases':>8}{'calls':>9}{'cases/s':>10}{'naive/s':>10}{'ratio':>7}")
+    for c in campaigns:
+        print(f"{c.mix:<18}{c.cases:>8}{c.calls:>9}{c.case_rate:>10.0f}{c.naive_rate:>10.0f}{c.ratio:>7.1f}")
+    return ExitStatus.AGREE
+
+
+# --- the parser ----------------------------------------------------------------------
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is not positive")
+    return value
+
+
+def _sandbox_options(sub: argparse.ArgumentParser) -> None:
+    sub.add_argument("--timeout-ms", type=_positive, default=DEFAULT_TIMEOUT_MS, metavar="MS",
+                     help=f"kill a case's executor after MS without progress (default {DEFAULT_TIMEOUT_MS})")
+    sub.add_argument("--batch", type=_positive, default=DEFAULT_BATCH, metavar="N",
+                     help=f"cases per executor process tree (default {DEFAULT_BATCH})")
+    sub.add_argument("--cgroup", metavar="DIR",
+                     help="the cgroup v2 directory that \"cgroup\": \"cgroup2\" opens (default: a scratch one)")
+
+
+def _campaign_options(sub: argparse.ArgumentParser) -> None:
+    sub.add_argument("--time", type=_positive, default=60, metavar="S", help="seconds per campaign (default 60)")
+    sub.add_argument("--jobs", type=_positive, default=1, metavar="N", help="parallel workers (default 1)")
+    sub.add_argument("--out", metavar="DIR", help="where findings and logs go (default ./reports/<time>-<pid>/)")
+    sub.add_argument("--seed", type=int, default=0, help="libFuzzer's seed for worker 0 (default 0)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The whole command line; every --help ends with the exit statuses."""
+    parser = _Parser(prog="clone3-fuzz", description="Check a kernel's clone3 against its contract.", epilog=EPILOG)
+    parser.add_argument("--version", action="version", version=f"clone3-fuzz {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    def command(name: str, text: str) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, help=text, description=text, epilog=EPILOG)
+        sub.add_argument("--json", action="store_true", help="JSON on stdout instead of text")
+        return sub
+
+    probe_ = command("probe", "what this kernel's clone3 does, and who is calling")
+    _sandbox_options(probe_)
+    probe_.set_defaults(func=cmd_probe)
+    run = command("run", "run cases for real and judge each outcome against the oracle")
+    predict = command("predict", "the oracle's prediction for cases, without running them")
+    for sub in (run, predict):
+        sub.add_argument("cases", nargs="*", metavar="CASE_JSON", help="a case as a JSON object; - reads JSON Lines from stdin")
+        sub.add_argument("-f", "--file", action="append", default=[], metavar="FILE", help="a JSON Lines file of cases")
+        sub.add_argument("--kernel", metavar="VERSION",
+                         help="predict for this kernel version (5.3 ... 7.1) instead of the running one, as measured")
+    _sandbox_options(run)
+    run.add_argument("--relations", action="store_true", help="also run a variant of each case for every relation")
+    run.set_defaults(func=cmd_run)
+    predict.set_defaults(func=cmd_predict)
+
+    fuzz = command("fuzz", "a coverage-guided campaign (atheris); findings minimized, with checked C reproducers")
+    _campaign_options(fuzz)
+    fuzz.add_argument("--corpus", metavar="DIR", help="libFuzzer corpus, kept between campaigns (default ./reports/corpus)")
+    fuzz.add_argument("--kernel", metavar="VERSION", help="judge as this kernel version instead of the running one")
+    fuzz.set_defaults(func=cmd_fuzz)
+    selftest = command("selftest", "short campaigns against planted faults: does the fuzzer catch them?")
+    _campaign_options(selftest)
+    selftest.add_argument("--faults", metavar="A,B", help=f"which faults (default all: {', '.join(FAULTS)})")
+    selftest.set_defaults(func=cmd_selftest)
+
+    job = command("ci", "the CI job: replay the corpus, check the relations, fuzz; a report and an exit status")
+    job.add_argument("--time", type=_positive, default=60, metavar="S", help="the whole job's budget in seconds (default 60)")
+    job.add_argument("--junit", metavar="FILE", help="also write JUnit XML here")
+    job.add_argument("--report", metavar="DIR", help="the report folder (default ./reports/<time>-<pid>/, and reports/latest)")
+    job.add_argument("--kernel", metavar="VERSION", help="judge as this kernel version instead of the running one")
+    job.add_argument("--fault", choices=list(FAULTS), help="plant a fault (to see the job fail)")
+    job.set_defaults(func=cmd_ci)
+
+    found = commands.add_parser("findings", help="compare saved findings between two runs, or replay them",
+                                description="compare saved findings between two runs, or replay them", epilog=EPILOG)
+    actions = found.add_subparsers(dest="action", required=True, parser_class=_Parser)
+    compare = actions.add_parser("compare", help="which findings are new, fixed or still there (exit 1: new ones)",
+                                 epilog=EPILOG)
+    compare.add_argument("old", metavar="OLD", help="a report or campaign folder, a findings folder or a report.json")
+    compare.add_argument("new", metavar="NEW", help="the same, from the later run")
+    recheck = actions.add_parser("recheck", help="replay saved findings on the running kernel (exit 1: some reproduce)",
+                                 epilog=EPILOG)
+    recheck.add_argument("folder", metavar="DIR", help="a report or campaign folder, or its findings folder")
+    for sub in (compare, recheck):
+        sub.add_argument("--json", action="store_true", help="JSON on stdout instead of text")
+    found.set_defaults(func=cmd_findings)
+
+    b = command("bench", "executor and campaign speed beside baselines, in one run")
+    b.add_argument("--scale", type=float, default=1.0, help="multiply the case counts (default 1.0)")
+    b.set_defaults(func=cmd_bench)
+    return parser
+
+
+def _internal_error(error: BaseException) -> NoReturn:
+    """One line for the user, the traceback in a log file for the developer."""
+    log = Path(tempfile.gettempdir()) / f"clone3-fuzz-error-{os.getpid()}.log"
+    try:
+        log.write_text("".join(traceback.format_exception(error)))
+        where = f" (traceback in {log})"
+    except OSError:
+        where = ""
+    _die(f"internal error: {type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}{where}")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Runs one command; returns its exit status (see :class:`.exit_status.ExitStatus`)."""
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except HarnessError as e:
+        _die(str(e))
+    except KeyboardInterrupt:
+        print("clone3-fuzz: interrupted", file=sys.stderr)
+        return ExitStatus.INTERRUPTED
+    except Exception as e:  # noqa: BLE001 - anything unforeseen still ends in one line
+        _internal_error(e)

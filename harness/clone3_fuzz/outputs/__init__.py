@@ -1,0 +1,1 @@
+"""Outputs: the CI job, its reports (JSON, Markdown, HTML, JUnit) and the benchmarks."""

@@ -1,0 +1,132 @@
+"""How fast the executor and a campaign run cases, next to baselines measured in the same run.
+
+Absolute rates mean little on a shared machine; the ratios do. For each kind of case:
+the baseline (a C loop calling clone3, in a process of the executor's shape), the
+encoding of the batch (Python), the executor's batch (C, process tree included) and the
+decoding of its outcomes (Python). For campaigns: the worker's own loop (decode, run,
+judge, relations; atheris's instrumentation aside) on a rejected-path and a success-path
+mix, beside the naive way: a Python loop that forks a child per case and calls clone3
+through ctypes.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from ..exit_status import HarnessError
+from ..model.case import Case, parse
+from ..runtime._executor import ffi, lib
+from ..runtime.executor import decode_outcome, encode_batch
+from ..runtime.sandbox import run_blob
+
+#: kind -> (case, whether it succeeds, so that the baseline must reap a child)
+KINDS: dict[str, tuple[dict[str, Any], bool]] = {
+    "rejected-size": ({"size": 4097}, False),
+    "rejected-tail": ({"size": 96, "tail": {"88": 1}}, False),
+    "rejected-detached": ({"size": 88, "flags": "CLONE_DETACHED"}, False),
+    "success": ({"size": 88, "exit_signal": "SIGCHLD"}, True),
+}
+TARGETS = {"rejected": 0.5, "success": 0.8}
+
+
+@dataclass(frozen=True)
+class Measure:
+    kind: str
+    cases: int
+    raw_rate: float  # baseline calls per second
+    encode_rate: float  # cases encoded per second
+    batch_rate: float  # cases per second through the sandboxed executor
+    decode_rate: float  # outcomes decoded per second
+
+    @property
+    def ratio(self) -> float:
+        return self.batch_rate / self.raw_rate
+
+    @property
+    def target(self) -> float:
+        return TARGETS["success" if self.kind == "success" else "rejected"]
+
+
+def _timed(fn: Any) -> tuple[Any, float]:
+    start = time.perf_counter()
+    value = fn()
+    return value, time.perf_counter() - start
+
+
+def measure(kind: str, count: int, rounds: int = 3) -> Measure:
+    """Best of ``rounds`` for the baseline and for the batch alike: on a shared machine the
+    best round is the one least disturbed by others."""
+    spec, reap = KINDS[kind]
+    case: Case = parse(spec)
+    image = ffi.from_buffer(bytearray(case.image().ljust(8192, b"\0")))
+    raw_ns = min(lib.c3_baseline(image, case.size, count, int(reap)) for _ in range(rounds))
+    if raw_ns < 0:
+        raise HarnessError(f"bench: the baseline process failed (errno {-raw_ns})")
+    blob, encode_s = _timed(lambda: encode_batch([case] * count))
+    out = ffi.new("struct c3_outcome[]", count)
+    info = ffi.new("struct c3_batch_info *")
+    batch_s = min(_timed(lambda: run_blob(blob, out, info))[1] for _ in range(rounds))
+    if info.error or info.done != count:
+        raise HarnessError(f"bench: the {kind} batch did not complete (errno {info.error})")
+    outcomes, decode_s = _timed(lambda: [decode_outcome(out[i]) for i in range(count)])
+    if reap and any(o is None or o.observed != "success" for o in outcomes):
+        raise HarnessError(f"bench: {kind} cases did not all succeed")
+    return Measure(kind, count, count / (raw_ns / 1e9), count / encode_s, count / batch_s, count / decode_s)
+
+
+#: Mixes for the campaign rates: 64 cases per input, as the fuzzer's long inputs decode.
+MIXES: dict[str, list[dict[str, Any]]] = {
+    "campaign-rejected": [{"size": 4097}, {"size": 96, "tail": {"88": 1}}, {"size": 88, "flags": "CLONE_DETACHED"},
+                          {"size": 63}] * 16,
+    "campaign-success": [{"size": 88, "exit_signal": "SIGCHLD"}, {"size": 64}] * 32,
+}
+
+
+@dataclass(frozen=True)
+class CampaignMeasure:
+    mix: str
+    cases: int
+    calls: int  # cases and their relation variants
+    case_rate: float
+    naive_rate: float  # the naive loop on the same mix
+
+    @property
+    def ratio(self) -> float:
+        return self.case_rate / self.naive_rate
+
+
+def naive_rate(cases: list[Case], count: int) -> float:
+    """Cases per second the naive way: fork per case, clone3 through ctypes, wait."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    buffers = [(ctypes.create_string_buffer(case.image().ljust(8192, b"\0")), case.size) for case in cases]
+    start = time.perf_counter()
+    for i in range(count):
+        buf, size = buffers[i % len(buffers)]
+        pid = os.fork()
+        if pid == 0:
+            libc.syscall(435, buf, ctypes.c_uint64(size))
+            os._exit(0)  # in the child, and in a grandchild that clone3 made
+        os.waitpid(pid, 0)
+    return count / (time.perf_counter() - start)
+
+
+def measure_campaign(mix: str, seconds: float, worker: Any) -> CampaignMeasure:
+    cases = [parse(c) for c in MIXES[mix]]
+    data = "\n".join(c.dumps() for c in cases).encode()
+    before_cases, before_checks = worker.cases, worker.checks
+    start = time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        worker.test_one_input(data)
+    elapsed = time.perf_counter() - start
+    done, checks = worker.cases - before_cases, worker.checks - before_checks
+    naive = naive_rate(cases, max(200, int(seconds * 300)))
+    return CampaignMeasure(mix, done, done + checks, done / elapsed, naive)
+
+
+def run(scale: float = 1.0) -> list[Measure]:
+    """Every kind; ``scale`` multiplies the case counts (200,000 rejected, 2,000 successful)."""
+    return [measure(kind, max(1, int(scale * (2000 if reap else 200_000)))) for kind, (_, reap) in KINDS.items()]

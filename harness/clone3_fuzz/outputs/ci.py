@@ -1,0 +1,183 @@
+"""The CI job: one command that says whether this kernel (or sandbox, or emulator) keeps
+the clone3 contract, within a time budget, with an exit status and a report.
+
+In order: probe (a missing clone3 ends it here, exit 3); replay the corpus (the seeds and
+the regressions) with every relation; draw the ABI map; fuzz for the time that is left.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any, Callable
+
+from .. import SCHEMA_VERSION, __version__
+from ..campaign import supervisor as campaign
+from ..campaign.corpus import SEEDS, Regression, read_regressions
+from ..campaign.finding import Finding, fails, from_result, from_violation
+from ..campaign.findings import Store, gather
+from ..campaign.minimize import minimize
+from ..exit_status import ExitStatus, HarnessError
+from ..model import abi
+from ..model import profile as profiles
+from ..model.case import Case, CaseError, parse, read_jsonl
+from ..model.oracle import predict
+from ..model.verdict import Evaluation, evaluate, violation_json
+from ..runtime.probe import live_profile, probe
+from ..runtime.sandbox import FAULTS, Sandbox
+from . import report
+
+REPORT_MARGIN = 5  # seconds kept for writing the report
+TAIL_OFFSETS = ["none", 88, 95, 96, 128, 512, 1024, 2048, 4095]
+
+
+def _abi_sizes(page: int) -> list[int]:
+    return [0, 32, 63, 64, 72, 80, 84, 88, 96, 128, 512, 1024, 2048, page - 1, page, page + 1, 2 * page]
+
+
+def abi_map(sandbox: Sandbox, profile: profiles.Profile) -> dict[str, Any]:
+    """Outcomes over size x tail offset, and for each flag bit alone: this kernel at a
+    glance, beside what the oracle expects of each cell."""
+    sizes = _abi_sizes(profile.page_size)
+    grid_cases = [parse({"size": s, **({} if o == "none" else {"tail": {str(o): 1}})})
+                  for s in sizes for o in TAIL_OFFSETS]
+    flag_cases = [parse({"size": abi.STRUCT_SIZE, "flags": hex(1 << bit)}) for bit in range(64)]
+    cases = grid_cases + flag_cases
+    outcomes = [o.observed for o in sandbox.run(cases)]
+    expected = [predict(c, profile).outcomes for c in cases]
+    width = len(TAIL_OFFSETS)
+    grid = [outcomes[i * width:(i + 1) * width] for i in range(len(sizes))]
+    grid_expected = [expected[i * width:(i + 1) * width] for i in range(len(sizes))]
+    flags = [{"bit": bit, "name": (abi.flag_names(1 << bit) or [""])[0], "observed": outcomes[len(grid_cases) + bit],
+              "expected": expected[len(grid_cases) + bit]} for bit in range(64)]
+    return {"sizes": sizes, "tail_offsets": TAIL_OFFSETS, "grid": grid, "expected": grid_expected, "flags": flags}
+
+
+def _replay_cases(seeds: Path) -> tuple[list[tuple[str, Case]], list[Regression], list[str]]:
+    named: list[tuple[str, Case]] = []
+    problems = []
+    with open(seeds) as stream:
+        for where, item in read_jsonl(stream, seeds.name):
+            if isinstance(item, CaseError):
+                problems.append(f"{item} (skipped)")
+            else:
+                named.append((where, item))
+    regressions = []
+    for entry in read_regressions():
+        if isinstance(entry, CaseError):
+            problems.append(f"{entry} (skipped)")
+        else:
+            regressions.append(entry)
+            named.append((entry.where, entry.case))
+    return named, regressions, problems
+
+
+def _findings(out: Path) -> list[dict[str, Any]]:
+    """Every saved finding, with its reproducer's text for the report."""
+    found = []
+    for meta in gather(str(out / "findings")):
+        repro = out / "findings" / meta["signature"] / "repro.c"
+        found.append({**meta, "repro_path": str(repro), "repro": repro.read_text() if repro.exists() else ""})
+    return found
+
+
+def _replay(named: list[tuple[str, Case]], sandbox: Sandbox, profile: profiles.Profile, store: Store,
+            data: dict[str, Any]) -> Evaluation:
+    """The corpus with every relation; what disagrees becomes a finding like a campaign's
+    (minimized, its reproducer checked), and each raw discrepancy names its finding."""
+    evaluation = evaluate(named, sandbox, profile, relations=True)
+
+    def record(finding: Finding, raw: dict[str, Any]) -> dict[str, Any]:
+        store.record(finding, lambda f: minimize(f, sandbox, profile, known=store.known))
+        return {**raw, "signature": store.signature_of[finding.raw_key(profile.page_size)]}
+
+    data["discrepancies"] = [record(from_result(r), r.to_json())
+                             for r in evaluation.discrepancies + evaluation.variant_discrepancies]
+    data["discrepancies"] += [record(from_violation(v), violation_json(v)) for v in evaluation.violations]
+    data["flaky"] = [f.to_json() for f in evaluation.flaky]
+    store.flush()
+    return evaluation
+
+
+def run(seconds: int, report_dir: Path, junit: str | None, kernel: str | None = None, fault: str | None = None,
+        log: Callable[[str], object] = print, progress: Callable[[str], object] = lambda text: None) -> int:
+    """The CI job into ``report_dir``; returns its exit status. ``log`` gets the closing
+    summary lines, ``progress`` a line at each step and every few seconds of the campaign."""
+    started = time.monotonic()
+    deadline = started + seconds
+    sandbox = Sandbox(fault=fault)
+    data: dict[str, Any] = {"tool": "clone3-fuzz", "tool_version": __version__, "schema_version": SCHEMA_VERSION,
+                            "started": time.strftime("%Y-%m-%dT%H:%M:%S"), "kernel": os.uname().release,
+                            "fault": fault, "fault_description": FAULTS[fault][1] if fault else None,
+                            "discrepancies": [], "findings": [], "flaky": [], "rules": {}, "relation_counts": {},
+                            "counts": {"cases": 0, "relation_checks": 0, "discrepancies": 0}, "problems": []}
+
+    def finish(status: str, code: int) -> int:
+        data.update(status=status, exit_code=code, seconds=time.monotonic() - started)
+        report.write_all(data, str(report_dir), junit)
+        log(f"{report._headline(data)}")
+        log(f"report: {report_dir}/report.html (report.json, report.md{', ' + junit if junit else ''})")
+        return code
+
+    try:
+        progress("ci: probing the kernel's clone3")
+        measured = probe(sandbox)
+        data["clone3"] = measured.clone3
+        if measured.clone3 != "available":
+            data["clone3_cause"] = measured.clone3_missing_cause
+            data["profile"] = measured.to_json()
+            return finish("clone3-unavailable", ExitStatus.UNAVAILABLE)
+        live = live_profile(sandbox, measured)
+        profile = profiles.named(kernel, live) if kernel else live
+        data.update(profile=profile.to_json(), kernel=profile.release)
+        named, regressions, problems = _replay_cases(SEEDS)
+        data["problems"] = problems
+        store = Store(str(report_dir), profile, fault=fault, caller=measured.privilege.summary())
+        progress(f"ci: replaying {len(named)} corpus cases with every relation")
+        evaluation = _replay(named, sandbox, profile, store, data)
+        # A regression entry is judged on what repeated: a flaky outcome says nothing.
+        observed = {r.where: r.observed for r in evaluation.results if not r.flaky}
+        if profile.cap_sys_admin and not kernel:
+            for entry in regressions:
+                due = entry.expected_on(profile.version)
+                if due is not None and entry.where in observed and observed[entry.where] not in due:
+                    data["regressions_failed"] = data.get("regressions_failed", 0) + 1
+                    data["discrepancies"].append({"where": entry.where, "rule": "regression", "case": entry.case.to_json(),
+                                                  "observed": observed[entry.where], "expected": due,
+                                                  "note": entry.note})
+        rules = evaluation.rule_counts()
+        data["relation_counts"] = dict(Counter(c.relation for c in evaluation.checks))
+        progress("ci: drawing the ABI map")
+        data["abi_map"] = abi_map(sandbox, profile)
+        counts = {"cases": len(named), "relation_checks": len(evaluation.checks)}
+        left = int(deadline - time.monotonic() - REPORT_MARGIN)
+        if left >= 2:
+            samples: list[list[float]] = []
+            def sample(stats: campaign.Stats) -> None:
+                samples.append([round(stats.seconds, 1), stats.cases + stats.checks])
+                if len(samples) % 10 == 1:
+                    progress(f"ci: fuzzing, {max(0, left - stats.seconds):3.0f}s left, {stats.rate:6.0f} calls/s, "
+                             f"findings {len(stats.findings)}")
+
+            stats = campaign.run(left, 1, report_dir / "corpus", report_dir, 0, kernel=kernel, fault=fault,
+                                 progress=sample)
+            rules.update(stats.rules)
+            counts = {"cases": counts["cases"] + stats.cases, "relation_checks": counts["relation_checks"] + stats.checks}
+            data["campaign"] = {"seconds": stats.seconds, "cases": stats.cases, "relation_checks": stats.checks,
+                                "rate": stats.rate, "corpus": stats.corpus, "samples": samples,
+                                "failed_workers": stats.failed_workers, "flaky": stats.flaky}
+            if stats.failed_workers:
+                data["problems"].append(f"campaign workers failed: {stats.failed_workers}")
+        data["rules"] = dict(rules)
+        data["findings"] = _findings(report_dir)
+        data["counts"] = {**counts, "discrepancies": len(data["discrepancies"])}
+    except HarnessError as e:
+        data["problems"].append(str(e))
+        return finish("harness-error", ExitStatus.HARNESS)
+    if data.get("campaign", {}).get("failed_workers"):
+        return finish("harness-error", ExitStatus.HARNESS)
+    if data.get("regressions_failed") or any(fails(f) for f in data["findings"]):
+        return finish("discrepancy", ExitStatus.DISAGREE)
+    return finish("agree", ExitStatus.AGREE)

@@ -1,0 +1,291 @@
+"""Reports: report.json (everything), report.md (for a terminal or a PR comment), a
+self-contained report.html with pictures (inline SVG, no script), and JUnit XML.
+
+The report is built from a plain dict (:func:`.ci.run` fills it), so each format
+is a pure function of the same data.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import os
+import xml.etree.ElementTree as ET
+from collections import Counter
+from typing import Any
+
+COLOURS = {
+    "success": "#4caf50", "EINVAL": "#ff9800", "E2BIG": "#2196f3", "EFAULT": "#9c27b0", "EPERM": "#f44336",
+    "ENOSYS": "#000000", "EBADF": "#795548", "EEXIST": "#607d8b", "ENOSPC": "#e91e63", "EAGAIN": "#00bcd4",
+}
+OTHER = "#9e9e9e"
+
+
+def write_all(report: dict[str, Any], folder: str, junit: str | None) -> None:
+    os.makedirs(folder, exist_ok=True)
+    _write(os.path.join(folder, "report.json"), json.dumps(report, indent=2) + "\n")
+    _write(os.path.join(folder, "report.md"), markdown(report))
+    _write(os.path.join(folder, "report.html"), page(report))
+    if junit:
+        _write(junit, junit_xml(report))
+
+
+def _write(path: str, text: str) -> None:
+    with open(path + ".tmp", "w") as f:
+        f.write(text)
+    os.replace(path + ".tmp", path)
+
+
+def _headline(report: dict[str, Any]) -> str:
+    counts = report["counts"]
+    confirmed = sum(f.get("status") == "confirmed" for f in report["findings"])
+    fault = f" under the planted fault {report['fault']}" if report.get("fault") else ""
+    return (f"{report['status']}: {counts['cases']} cases, {counts['relation_checks']} relation checks, "
+            f"{counts['discrepancies']} discrepancies, {len(report['findings'])} findings ({confirmed} confirmed) "
+            f"on {report['kernel']}{fault} ({report['seconds']:.0f}s)")
+
+
+def discrepancy_groups(report: dict[str, Any]) -> list[dict[str, Any]]:
+    """The discrepancies by root cause (the finding each reduced to, or the rule), with
+    a count and the first as the example."""
+    groups: dict[str, dict[str, Any]] = {}
+    for d in report["discrepancies"]:
+        key = d.get("signature") or d.get("rule") or f"relation.{d.get('relation')}"
+        group = groups.setdefault(key, {"root_cause": key, "count": 0, "example": d})
+        group["count"] += 1
+    return sorted(groups.values(), key=lambda g: -g["count"])
+
+
+def _example(d: dict[str, Any]) -> str:
+    """One discrepancy in a line, its case cut short where it is long (a hex image)."""
+    case = json.dumps(d.get("case") or d.get("variant"))
+    case = case if len(case) <= 160 else case[:150] + "...}"
+    return f"observed {d.get('observed')}, expected {', '.join(map(str, d.get('expected') or d.get('predicted') or []))}: {case}"
+
+
+# --- Markdown ------------------------------------------------------------------------
+
+def markdown(report: dict[str, Any]) -> str:
+    lines = ["# clone3-fuzz report", "", f"**{_headline(report)}**", ""]
+    if report.get("fault"):
+        lines += [f"Planted fault: `{report['fault']}`: {report.get('fault_description', '')}", ""]
+    if report.get("clone3_cause"):
+        lines += [f"clone3 is unavailable: {report['clone3_cause']}", ""]
+    lines += ["## Findings", ""]
+    for f in report["findings"]:
+        sightings = f.get("sightings", {})
+        lines += [f"### {f.get('title', f['signature'])}", "", f"- signature: `{f['signature']}`",
+                  f"- {f.get('status', '?')}: {f.get('reason', '')}",
+                  f"- seen {sightings.get('count', 0)} times, first {sightings.get('first_seen', '-')}, "
+                  f"last {sightings.get('last_seen', '-')}", ""]
+        if "source" in f:
+            lines += [f"Source (gave {f.get('source_observed')}):", "", "```json", json.dumps(f["source"]), "```",
+                      "", f"Variant (gave {f['observed']}, expected {', '.join(f['expected'])}):", ""]
+        lines += ["```json", json.dumps(f["case"]), "```", "", f"Reproducer: `{f['repro_path']}`", ""]
+    if not report["findings"]:
+        lines += ["None.", ""]
+    lines += ["## Discrepancies, by root cause", ""]
+    for group in discrepancy_groups(report):
+        lines.append(f"- `{group['root_cause']}` ({group['count']}x), e.g. {_example(group['example'])}")
+    if not report["discrepancies"]:
+        lines.append("None.")
+    if report.get("flaky"):
+        lines += ["", "## Flaky (did not repeat: not findings)", ""]
+        lines += [f"- {f['what']}: {f['observed']} for `{json.dumps(f['case'])[:160]}`" for f in report["flaky"]]
+    lines += ["", "## Oracle rules exercised", "", "| rule | cases |", "|---|---|"]
+    lines += [f"| {rule} | {count} |" for rule, count in sorted(report["rules"].items(), key=lambda x: -x[1])]
+    campaign = report.get("campaign") or {}
+    if campaign:
+        lines += ["", "## Campaign", "", f"{campaign.get('cases', 0)} cases and {campaign.get('relation_checks', 0)} "
+                  f"relation variants in {campaign.get('seconds', 0):.0f}s; corpus {campaign.get('corpus', 0)}; "
+                  f"{campaign.get('flaky', 0)} flaky."]
+    return "\n".join(lines) + "\n"
+
+
+# --- HTML, with inline SVG -----------------------------------------------------------
+
+def _colour(outcome: str) -> str:
+    return COLOURS.get(outcome, OTHER)
+
+
+def _cell(x: int, y: int, size: int, observed: str, expected: list[str] | None, label: str) -> str:
+    """One outcome; a cell the oracle did not expect gets a red frame and a cross."""
+    wrong = expected is not None and observed not in expected
+    what = f"{label}: {html.escape(observed)}" + (f" (expected {html.escape(', '.join(expected))})" if expected else "")
+    frame = ' stroke="#d50000" stroke-width="3" class="unexpected"' if wrong else ""
+    cell = (f'<rect x="{x}" y="{y}" width="{size - 2}" height="{size - 2}" fill="{_colour(observed)}"'
+            f'{frame}><title>{what}</title></rect>')
+    if wrong:
+        cell += (f'<text x="{x + size // 2 - 1}" y="{y + size // 2 + 4}" font-size="12" text-anchor="middle" '
+                 f'fill="#fff" font-weight="bold">&#x2717;</text>')
+    return cell
+
+
+def _abi_grid(abi_map: dict[str, Any]) -> str:
+    sizes, offsets, grid = abi_map["sizes"], abi_map["tail_offsets"], abi_map["grid"]
+    expected = abi_map.get("expected")
+    cell, left, top = 30, 110, 90
+    width, height = left + cell * len(offsets) + 10, top + cell * len(sizes) + 10
+    parts = [f'<svg id="abi-map" xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+             f'role="img" aria-label="size by tail offset">',
+             f'<text x="{left + cell * len(offsets) // 2}" y="14" font-size="12" text-anchor="middle">'
+             f'offset of the one nonzero tail byte</text>',
+             f'<text x="14" y="{top + cell * len(sizes) // 2}" font-size="12" text-anchor="middle" '
+             f'transform="rotate(-90 14 {top + cell * len(sizes) // 2})">size argument (bytes)</text>']
+    for j, offset in enumerate(offsets):
+        x = left + j * cell + cell // 2
+        parts.append(f'<text x="{x}" y="{top - 8}" font-size="10" transform="rotate(-60 {x} {top - 8})">'
+                     f'{html.escape(str(offset))}</text>')
+    for i, size in enumerate(sizes):
+        y = top + i * cell
+        parts.append(f'<text x="{left - 6}" y="{y + cell // 2 + 4}" font-size="10" text-anchor="end">{size}</text>')
+        for j, outcome in enumerate(grid[i]):
+            parts.append(_cell(left + j * cell, y, cell, outcome, expected[i][j] if expected else None,
+                               f"size {size}, tail byte at {offsets[j]}"))
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def _flag_strip(flags: list[dict[str, Any]]) -> str:
+    cell, left = 16, 70
+    parts = [f'<svg id="flag-map" xmlns="http://www.w3.org/2000/svg" width="{cell * 32 + left + 10}" '
+             f'height="{cell * 4 + 20}">']
+    for row in range(2):
+        y = row * cell * 2
+        parts.append(f'<text x="0" y="{y + 12}" font-size="10">bits {32 * row}-{32 * row + 31}</text>')
+        for bit in range(32 * row, 32 * row + 32, 4):
+            parts.append(f'<text x="{left + (bit % 32) * cell + cell // 2 - 1}" y="{y + cell + 12}" font-size="9" '
+                         f'text-anchor="middle">{bit}</text>')
+    for entry in flags:
+        bit = entry["bit"]
+        x, y = left + (bit % 32) * cell, (bit // 32) * cell * 2
+        parts.append(_cell(x, y, cell, entry["observed"], entry.get("expected"), f"bit {bit} {html.escape(entry['name'])}"))
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def _bars(counts: dict[str, int], element_id: str) -> str:
+    rows = sorted(counts.items(), key=lambda x: -x[1])
+    top = max((c for _, c in rows), default=1)
+    parts = [f'<svg id="{element_id}" xmlns="http://www.w3.org/2000/svg" width="640" height="{18 * len(rows) + 10}">']
+    for i, (name, count) in enumerate(rows):
+        width = max(1, int(380 * count / top))
+        parts.append(f'<text x="0" y="{18 * i + 12}" font-size="11">{html.escape(name)}</text>'
+                     f'<rect x="230" y="{18 * i + 2}" width="{width}" height="12" fill="#3f51b5"/>'
+                     f'<text x="{236 + width}" y="{18 * i + 12}" font-size="11">{count}</text>')
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def _timeline(samples: list[list[float]]) -> str:
+    if len(samples) < 2:
+        return "<p>No campaign samples.</p>"
+    width, height = 600, 200
+    t_max = max(s[0] for s in samples) or 1
+    c_max = max(s[1] for s in samples) or 1
+    points = " ".join(f"{40 + (width - 50) * t / t_max:.1f},{height - 20 - (height - 40) * c / c_max:.1f}"
+                      for t, c in samples)
+    return (f'<svg id="execs-over-time" xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}">'
+            f'<polyline fill="none" stroke="#3f51b5" stroke-width="2" points="{points}"/>'
+            f'<text x="40" y="14" font-size="11">{int(c_max)} calls</text>'
+            f'<text x="{width - 60}" y="{height - 4}" font-size="11">{t_max:.0f} s</text></svg>')
+
+
+def page(report: dict[str, Any]) -> str:
+    legend = "".join(f'<span class="key"><span class="swatch" style="background:{c}"></span>{o}</span>'
+                     for o, c in COLOURS.items())
+    findings = "".join(_finding_html(f) for f in report["findings"]) or "<p>None.</p>"
+    discrepancies = "".join(f"<li><code>{html.escape(g['root_cause'])}</code> ({g['count']}&times;), e.g. "
+                            f"{html.escape(_example(g['example']))}</li>" for g in discrepancy_groups(report))
+    flaky = "".join(f"<li>{html.escape(f['what'])}: {html.escape(json.dumps(f['observed']))}</li>"
+                    for f in report.get("flaky", []))
+    fault = (f"<p>Planted fault: <b>{html.escape(report['fault'])}</b>: {html.escape(report.get('fault_description') or '')}</p>"
+             if report.get("fault") else "")
+    abi_map = report.get("abi_map")
+    maps = (f"<h2>ABI map: size &times; tail offset</h2><p>Each cell: a struct of that size with one nonzero byte at "
+            f"that offset (<i>none</i>: a zero tail). A red frame and &#x2717; mark an outcome the oracle did not "
+            f"expect.</p>{_abi_grid(abi_map)}"
+            f"<h2>Flag bits</h2><p>Each bit alone, size 88.</p>{_flag_strip(abi_map['flags'])}") if abi_map else ""
+    campaign = report.get("campaign") or {}
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>clone3-fuzz report: {html.escape(report['kernel'])}</title>
+<style>
+body {{ font-family: sans-serif; margin: 2em; max-width: 70em; }}
+pre {{ background: #f5f5f5; padding: .5em; overflow-x: auto; }}
+.key {{ margin-right: 1em; font-size: 12px; }}
+.swatch {{ display: inline-block; width: 10px; height: 10px; margin-right: 4px; }}
+.side {{ display: flex; gap: 1em; }} .side > div {{ flex: 1; min-width: 0; }}
+.status-agree {{ color: #2e7d32; }} .status-discrepancy, .status-harness-error, .status-clone3-unavailable {{ color: #c62828; }}
+</style></head><body>
+<h1>clone3-fuzz report</h1>
+<p class="status-{html.escape(report['status'])}"><b>{html.escape(_headline(report))}</b></p>
+{fault}<p>{html.escape(report.get('clone3_cause') or '')}</p>
+<p>{legend}</p>
+{maps}
+<h2>Oracle rules exercised</h2>{_bars(report['rules'], 'rule-coverage')}
+<h2>Calls over time</h2>{_timeline(campaign.get('samples', []))}
+<h2>Findings</h2>{findings}
+<h2>Discrepancies in the corpus replay, by root cause</h2><ul>{discrepancies or '<li>None.</li>'}</ul>
+<h2>Flaky (did not repeat: not findings)</h2><ul>{flaky or '<li>None.</li>'}</ul>
+<h2>Kernel profile</h2><pre>{html.escape(json.dumps(report.get('profile'), indent=1))}</pre>
+</body></html>
+"""
+
+
+def _finding_html(f: dict[str, Any]) -> str:
+    sightings = f.get("sightings", {})
+    head = (f'<section class="finding"><h3>{html.escape(f.get("title", f["signature"]))}</h3>'
+            f'<p><code>{html.escape(f["signature"])}</code>: <b>{html.escape(f.get("status", "?"))}</b> '
+            f'({html.escape(f.get("reason", ""))}); seen {sightings.get("count", 0)} times, first '
+            f'{html.escape(sightings.get("first_seen", "-"))}, last {html.escape(sightings.get("last_seen", "-"))}</p>')
+    if "source" in f:
+        body = (f'<div class="side"><div><h4>Source: {html.escape(str(f.get("source_observed")))}</h4>'
+                f'<pre>{html.escape(json.dumps(f["source"], indent=1))}</pre></div>'
+                f'<div><h4>Variant: {html.escape(f["observed"])} (expected {html.escape(", ".join(f["expected"]))})</h4>'
+                f'<pre>{html.escape(json.dumps(f["case"], indent=1))}</pre></div></div>')
+    else:
+        body = (f'<p>{html.escape(f["rule"])}: observed <b>{html.escape(f["observed"])}</b>, expected '
+                f'{html.escape(", ".join(f["expected"]))}</p><pre>{html.escape(json.dumps(f["case"], indent=1))}</pre>')
+    return (head + body + f'<details><summary>C reproducer ({html.escape(f["repro_path"])})</summary>'
+            f'<pre>{html.escape(f.get("repro", ""))}</pre></details></section>')
+
+
+# --- JUnit ---------------------------------------------------------------------------
+
+def junit_xml(report: dict[str, Any]) -> str:
+    """One testcase per rule family and per relation (failing when a discrepancy falls in
+    it), one per finding (failing), and one for clone3 itself (an error when it is missing)."""
+    suite = ET.Element("testsuite", name="clone3-fuzz", hostname=report["kernel"])
+    cases: list[ET.Element] = []
+
+    def case(name: str, failure: str | None = None, error: str | None = None) -> None:
+        element = ET.Element("testcase", classname="clone3-fuzz", name=name)
+        if failure:
+            ET.SubElement(element, "failure", message=failure[:200]).text = failure
+        if error:
+            ET.SubElement(element, "error", message=error[:200]).text = error
+        cases.append(element)
+
+    case("clone3.available", error=None if report["clone3"] == "available" else report.get("clone3_cause") or "missing")
+    # Only what fails the run fails here: a discrepancy whose finding stands, or a regression entry.
+    standing = {f["signature"] for f in report["findings"] if f.get("status") == "confirmed" or not f.get("checked", True)}
+    failing = [d for d in report["discrepancies"] if d.get("signature") in standing or d.get("rule") == "regression"]
+    failed_families = Counter(d["rule"].split(".")[0] for d in failing if "rule" in d)
+    for family in sorted({rule.split(".")[0] for rule in report["rules"]} | set(failed_families)):
+        count = failed_families.get(family, 0)
+        case(f"rules.{family}", failure=f"{count} discrepancies" if count else None)
+    for relation, count in sorted(report["relation_counts"].items()):
+        broken = [d for d in failing if d.get("relation") == relation]
+        case(f"relations.{relation}", failure=f"{len(broken)} of {count} checks broken" if broken else None)
+    for finding in report["findings"]:
+        text = (f"{finding.get('title', finding['rule'])} [{finding.get('status')}: {finding.get('reason')}]: "
+                f"{json.dumps(finding['case'])} ({finding['repro_path']})")
+        if finding.get("status") == "confirmed" or not finding.get("checked", True):
+            case(f"finding.{finding['signature']}", failure=text)
+        else:
+            case(f"finding.{finding['signature']}")
+    suite.extend(cases)
+    suite.set("tests", str(len(cases)))
+    suite.set("failures", str(sum(c.find("failure") is not None for c in cases)))
+    suite.set("errors", str(sum(c.find("error") is not None for c in cases)))
+    return ET.tostring(suite, encoding="unicode") + "\n"

@@ -1,0 +1,158 @@
+/*
+ * clone3-fuzz executor: the wire protocol shared by the executor and its sandbox.
+ *
+ * A batch is a byte blob of case records, each 8-byte aligned:
+ *
+ *     struct c3_case            (32 bytes)
+ *     uint8_t  bytes[nbytes]    the struct image, padded to 8
+ *     int32_t  pids[nset_tid]   a set_tid list, padded to 8
+ *
+ * and the outcomes are an array of struct c3_outcome, one per case. Nothing in the
+ * protocol says how the executor's process was started: c3_execute() only needs the
+ * blob, the outcome array and a cursor, so the same loop can run in-process, in the
+ * sandbox below, or as a program of its own under an emulator.
+ *
+ * Every constant here is also exported to Python through the cffi cdef, so Python
+ * never repeats a number.
+ */
+#ifndef C3_H
+#define C3_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Where the struct image is placed for the call (the case's "memory" key). */
+#define C3_MEM_MAPPED 0   /* readable memory continues past the buffer */
+#define C3_MEM_GUARD 1    /* byte readable-1 is the last mapped byte */
+#define C3_MEM_NULL 2     /* the pointer is NULL */
+#define C3_MEM_UNMAPPED 3 /* the pointer is inside an inaccessible page */
+
+/* How the executor fills in one 8-byte field of the image before the call. */
+#define C3_REF_LITERAL 0      /* keep the bytes of the image */
+#define C3_REF_SCRATCH 1      /* writable memory of the executor, one slot per field */
+#define C3_REF_UNMAPPED 2     /* an address inside an inaccessible page */
+#define C3_REF_KERNEL 3       /* an address in the kernel half */
+#define C3_REF_SET_TID_LIST 4 /* the address of the record's pid list */
+#define C3_REF_CGROUP2 5      /* the fd of the batch's scratch cgroup v2 directory */
+
+/* What became of a case. */
+#define C3_OUT_PENDING 0     /* never finished (the batch was interrupted) */
+#define C3_OUT_RETURNED 1    /* ret holds clone3's return value (pid or -errno) */
+#define C3_OUT_KILLED_BY_CHILD 2 /* exit_signal SIGKILL killed the executor: the call succeeded */
+#define C3_OUT_CRASH 3       /* the executor died; status holds its wait status */
+#define C3_OUT_TIMEOUT 4     /* the executor was killed after the per-case timeout */
+
+/* How the sandbox isolated the batch (struct c3_batch_info.isolation). */
+#define C3_ISO_PIDNS 1       /* init of a fresh pid namespace */
+#define C3_ISO_USERNS 2      /* ... inside a fresh user namespace (capabilities dropped) */
+#define C3_ISO_SUBREAPER 3   /* no namespace allowed: a child subreaper only */
+
+/* The CLONE_* bits the executor and the planted faults act on (include/uapi/linux/sched.h),
+ * defined here once: libc headers lack the newer ones, and musl ships no kernel headers. */
+#define C3_CSIGNAL 0xff
+#define C3_CLONE_NEWTIME 0x80
+#define C3_CLONE_VM 0x100
+#define C3_CLONE_SIGHAND 0x800
+#define C3_CLONE_PIDFD 0x1000
+#define C3_CLONE_VFORK 0x4000
+#define C3_CLONE_PARENT 0x8000
+#define C3_CLONE_THREAD 0x10000
+#define C3_CLONE_SETTLS 0x80000
+#define C3_CLONE_DETACHED 0x400000
+#define C3_CLONE_CLEAR_SIGHAND (1ULL << 32)
+
+/* Offsets in struct clone_args (every field an __aligned_u64). */
+#define C3_OFF_FLAGS 0
+#define C3_OFF_EXIT_SIGNAL 32
+
+#define C3_NFIELDS 11
+#define C3_MAX_IMAGE 65536   /* the largest struct image or readable extent placed */
+#define C3_MAX_SET_TID 4096  /* the longest set_tid list: a scratch slot's worth (the kernel reads 32;
+                               * its selftests pass longer arrays) */
+#define C3_SCRATCH_SLOT 16384
+#define C3_SCRATCH_ZEROED 256 /* bytes of a slot cleared before each use (64 pids) */
+#define C3_CGROUP_FD 3       /* where the sandbox puts the batch's cgroup v2 fd */
+
+struct c3_case {
+	uint64_t size;           /* clone3's size argument, passed verbatim */
+	uint32_t nbytes;         /* bytes of struct image that follow */
+	uint32_t readable;       /* C3_MEM_GUARD: bytes mapped from the buffer's start */
+	uint16_t memory;         /* C3_MEM_* */
+	uint16_t nset_tid;       /* pids that follow the image */
+	uint8_t ref[C3_NFIELDS]; /* C3_REF_* per field, in uapi order */
+	uint8_t nrefs;           /* how many of ref[] are not C3_REF_LITERAL */
+};
+_Static_assert(sizeof(struct c3_case) == 32, "the wire header is 32 bytes");
+
+struct c3_outcome {
+	int64_t ret;          /* C3_OUT_RETURNED: clone3's return value */
+	uint32_t kind;        /* C3_OUT_* */
+	int32_t status;       /* C3_OUT_CRASH: the executor's wait status */
+	int32_t child_signal; /* the exit_signal the kernel will read, written before the call */
+	int32_t pad;
+};
+
+/* Planted faults (faults.c): clone3 made to misbehave, for the selftest. */
+#define C3_FAULT_NONE 0
+#define C3_FAULT_OVERSIZE_EINVAL 1
+#define C3_FAULT_UNDERSIZE_E2BIG 2
+#define C3_FAULT_TAIL_IGNORED 3
+#define C3_FAULT_DETACHED_ACCEPTED 4
+#define C3_FAULT_NEWTIME_REJECTED 5
+#define C3_FAULT_EXIT_SIGNAL_UNCHECKED 6
+#define C3_FAULT_VM_VFORK_EINVAL 7
+#define C3_FAULT_READS_PAST_SIZE 8
+#define C3_FAULT_STACK_UNCHECKED 9
+#define C3_FAULT_BETWEEN_VERSIONS_EINVAL 10
+#define C3_FAULT_CLEAR_SIGHAND_ACCEPTED 11
+#define C3_FAULT_PIDFD_THREAD_EINVAL 12
+#define C3_FAULT_STACK_RANGE_UNCHECKED 13
+#define C3_FAULT_TLS_RANGE_UNCHECKED 14
+#define C3_FAULT_PID_MAX_UNCHECKED 15
+#define C3_NFAULTS 16
+
+struct c3_env {
+	int32_t cgroup_fd;   /* for C3_REF_CGROUP2; -1 when the batch has none */
+	uint32_t timeout_ms; /* per case, enforced by the sandbox */
+	int32_t fault;       /* C3_FAULT_*: the selftest's planted fault, 0 for the real kernel */
+	int32_t pad;
+};
+
+struct c3_batch_info {
+	int32_t isolation;  /* C3_ISO_* */
+	int32_t error;      /* errno of a harness failure, 0 when the batch ran */
+	uint32_t executors; /* executor processes started (1 + replacements) */
+	uint32_t done;      /* cases with an outcome */
+};
+
+/* Runs cases [first, n) of the blob in the calling process. *cursor names the case in
+ * flight; out[i].kind is written last, so a reader that sees it set sees the outcome. */
+int c3_execute(const uint8_t *blob, size_t len, uint32_t first, uint32_t n,
+	       struct c3_outcome *out, volatile uint32_t *cursor, const struct c3_env *env);
+
+/* Runs a batch in a sandboxed executor process tree; see sandbox.c. */
+struct c3_tree;
+struct c3_tree *c3_tree_start(const uint8_t *blob, size_t len, uint32_t n, const struct c3_env *env,
+			      int *err);
+int c3_tree_wait(struct c3_tree *t);
+void c3_tree_finish(struct c3_tree *t, struct c3_outcome *out, struct c3_batch_info *info, int stop);
+
+/* Marks the large private mappings inherited from the caller MADV_DONTFORK; see sandbox.c. */
+void c3_shed_inherited_memory(void);
+
+/* c3_execute() under a planted fault; "name: description" of a fault, NULL past the last. */
+int c3_fault_execute(const uint8_t *blob, size_t len, uint32_t first, uint32_t n,
+		     struct c3_outcome *out, volatile uint32_t *cursor, const struct c3_env *env);
+const char *c3_fault_name(int fault);
+/* Runs a program under a planted fault, or under a seccomp filter that fails every clone3
+ * with err; returns its wait status, or -errno. */
+int c3_fault_exec(char *const argv[], int fault);
+int c3_exec_filtered(char *const argv[], int err);
+
+/* The baseline for benchmarks: the bare syscall in a loop; see sandbox.c. */
+int64_t c3_baseline(const void *args, uint64_t size, uint32_t iterations, int reap);
+
+/* The raw syscall; a child returns nowhere: it exits on the spot. */
+long c3_clone3(void *args, uint64_t size);
+
+#endif
