@@ -45,6 +45,7 @@ WIDTH = 79  # progress lines fit an 80-column terminal
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
+        """A usage error: one line naming it, and exit status 2."""
         self.exit(ExitStatus.HARNESS, f"{self.prog}: error: {message} (see --help)\n")
 
 
@@ -138,6 +139,8 @@ def _print_results(results: Iterable[Result], as_json: bool) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    """``clone3-fuzz run``: the cases for real, each judged (and, with --relations, its
+    variants)."""
     named = _gather(args)
     sandbox = _sandbox(args, "run")
     profile = _profile(args, sandbox)
@@ -163,6 +166,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
+    """``clone3-fuzz predict``: the oracle's answer for each case; nothing is run."""
     named = _gather(args)
     profile = _profile(args, Sandbox())
     for where, case in named:
@@ -215,6 +219,7 @@ def _stats_json(stats: campaign.Stats) -> dict[str, Any]:
 
 
 def cmd_fuzz(args: argparse.Namespace) -> int:
+    """``clone3-fuzz fuzz``: a campaign; exit 1 when a finding was confirmed."""
     _require_clone3(Sandbox())
     out = Path(args.out).resolve() if args.out else _report_folder(Path("reports").resolve())
     corpus = Path(args.corpus).resolve() if args.corpus else Path("reports", "corpus").resolve()
@@ -244,6 +249,8 @@ def _passes_without_fault(folder: Path) -> bool:
 
 
 def cmd_selftest(args: argparse.Namespace) -> int:
+    """``clone3-fuzz selftest``: a campaign against each planted fault; exit 1 when one
+    went undetected or a reproducer failed without its fault."""
     faults = args.faults.split(",") if args.faults else list(FAULTS)
     unknown = [f for f in faults if f not in FAULTS]
     if unknown:
@@ -283,6 +290,7 @@ def _point_latest(base: Path, folder: Path) -> None:
 
 
 def cmd_ci(args: argparse.Namespace) -> int:
+    """``clone3-fuzz ci``: the CI job (see :mod:`.outputs.ci`)."""
     base = Path("reports").resolve()
     folder = Path(args.report).resolve() if args.report else _report_folder(base)
     try:
@@ -301,6 +309,7 @@ def cmd_ci(args: argparse.Namespace) -> int:
 
 
 def cmd_findings(args: argparse.Namespace) -> int:
+    """``clone3-fuzz findings compare|recheck``: saved findings across runs and kernels."""
     if args.action == "compare":
         result = triage.compare(triage.load(Path(args.old)), triage.load(Path(args.new)))
         if args.json:
@@ -327,6 +336,8 @@ def cmd_findings(args: argparse.Namespace) -> int:
 
 
 def cmd_probe(args: argparse.Namespace) -> int:
+    """``clone3-fuzz probe``: what this kernel's clone3 does and who is calling; exit 3
+    when clone3 is unavailable."""
     measured = probe.probe(_sandbox(args, "probe"))
     status = ExitStatus.AGREE if measured.clone3 == "available" else ExitStatus.UNAVAILABLE
     if status:
@@ -341,6 +352,7 @@ def cmd_probe(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
+    """``clone3-fuzz bench``: the executor's and the campaign's rates beside their baselines."""
     measures = bench.run(args.scale)
     with tempfile.TemporaryDirectory() as out:
         sandbox = Sandbox()

@@ -80,3 +80,18 @@ def test_the_headers_clone_bits_are_the_abis() -> None:
             assert abi.CLONE[name.removeprefix("C3_")] == value, name
     assert constants.C["C3_CSIGNAL"] == abi.CSIGNAL
     assert (constants.C["C3_OFF_FLAGS"], constants.C["C3_OFF_EXIT_SIGNAL"]) == (abi.OFFSETS["flags"], abi.OFFSETS["exit_signal"])
+
+
+def test_every_public_function_and_class_states_its_contract() -> None:
+    missing = []
+    for path in PACKAGE.rglob("*.py"):
+        tree = ast.parse(path.read_text())
+        if not ast.get_docstring(tree):
+            missing.append(f"{path.name}: the module")
+        for node in tree.body:
+            members = node.body if isinstance(node, ast.ClassDef) else []
+            for item in [node, *members]:
+                if isinstance(item, (ast.FunctionDef, ast.ClassDef)) and not item.name.startswith("_") \
+                        and not ast.get_docstring(item):
+                    missing.append(f"{path.name}:{item.lineno} {item.name}")
+    assert missing == []

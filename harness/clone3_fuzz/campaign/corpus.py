@@ -34,6 +34,8 @@ REGRESSIONS = corpus_path("regressions")
 
 @dataclass(frozen=True)
 class Regression:
+    """One regression entry: a case and the outcomes due on each listed kernel version."""
+
     where: str
     case: Case
     expected: Mapping[str, list[str]]

@@ -34,14 +34,17 @@ class _Reader:
 
     @property
     def left(self) -> int:
+        """Bytes not read yet."""
         return len(self.data) - self.pos
 
     def take(self, n: int) -> int:
+        """The next ``n`` bytes as a little-endian number; past the end they read as zeros."""
         chunk = self.data[self.pos:self.pos + n].ljust(n, b"\0")
         self.pos += n
         return int.from_bytes(chunk, "little")
 
     def pick(self, options: list) -> object:
+        """One of ``options``, chosen by the next byte."""
         return options[self.take(1) % len(options)]
 
 

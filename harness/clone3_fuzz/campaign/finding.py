@@ -28,6 +28,7 @@ CONFIRMED, UNCONFIRMED = "confirmed", "unconfirmed"
 
 
 def size_class(size: int, page: int) -> str:
+    """The size class a signature names: under-ver0, ver0/1/2, between-versions, tail or over-page."""
     if size < abi.CLONE_ARGS_SIZE_VER0:
         return "under-ver0"
     if size in (64, 80, 88):
@@ -80,6 +81,7 @@ class Finding:
 
     @property
     def relation(self) -> str | None:
+        """The relation's name for a relation finding, None for an oracle one."""
         return self.name.removeprefix("relation.") if self.kind == "relation" else None
 
     @property
@@ -88,6 +90,8 @@ class Finding:
         return self.relation is not None and EXPECTED.get(self.relation, SAME) == SAME
 
     def signature(self, page: int) -> str:
+        """The stable name of the root cause: the rule (or relation) and the shape of the
+        case (of the source, for a relation), safe as a folder name."""
         subject = self.source if self.source is not None else self.case
         return _safe(f"{self.name}--{shape(subject, page)}")
 
@@ -100,10 +104,13 @@ class Finding:
 
 
 def from_result(result: Result) -> Finding:
+    """An oracle finding from a result that disagreed: the first disagreeing rule, and
+    every outcome the oracle allowed as the expectation."""
     return Finding("oracle", result.rule, result.case, result.observed, tuple(result.prediction.outcomes))
 
 
 def from_violation(v: Violation) -> Finding:
+    """A relation finding from a broken relation: the variant, what was due, its source."""
     return Finding("relation", f"relation.{v.check.relation}", v.check.variant, v.variant_observed,
                    (v.expected,), v.check.source, v.source_observed, v.check.params)
 
@@ -153,6 +160,7 @@ def describe(case: Case) -> str:
 
 
 def title(finding: Finding, release: str) -> str:
+    """The one-line title of a mail about ``finding`` on ``release``."""
     seen = "accepted" if finding.observed == "success" else f"gave {finding.observed}"
     want = " or ".join(finding.expected)
     return f"clone3: {describe(finding.case)} {seen}, expected {want} ({finding.name}), {release}"
@@ -209,6 +217,7 @@ def fails(meta: dict[str, Any]) -> bool:
 
 
 def read_sightings(folder: str) -> dict[str, Any]:
+    """A finding folder's ``sightings.json``; empty where it is missing or unreadable."""
     try:
         with open(os.path.join(folder, "sightings.json")) as f:
             data = json.load(f)

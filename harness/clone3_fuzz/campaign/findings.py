@@ -154,6 +154,7 @@ class Store:
             del self.pending[signature]
 
     def signatures(self) -> list[str]:
+        """The signatures saved so far, by any worker sharing ``<out>``."""
         return list_signatures(self.root)
 
 

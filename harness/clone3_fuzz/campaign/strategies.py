@@ -56,6 +56,8 @@ def _weighted(*pairs: tuple[int, st.SearchStrategy[Any]]) -> st.SearchStrategy[A
 
 def sizes(page: int = PAGE) -> st.SearchStrategy[int]:
     # Most sizes pass the size checks, so that the checks behind them get exercised.
+    """Size arguments, by class: the struct versions, between them, a tail, under VER0,
+    over a page, exactly a page, or any u64."""
     return _weighted(
         (6, st.sampled_from([88, 64, 80])),  # exactly a version
         (2, st.integers(65, 87)),  # between versions
@@ -68,6 +70,8 @@ def sizes(page: int = PAGE) -> st.SearchStrategy[int]:
 
 
 def flags() -> st.SearchStrategy[int]:
+    """Flag words: none, one known bit, a deprecated or unknown bit, a combination the
+    kernel checks, or bits at random."""
     single = st.sampled_from(LEGACY_BITS + VERSION_BITS)
     legacy_union = st.lists(st.sampled_from(LEGACY_BITS), max_size=4).map(sum)
     return st.one_of(
@@ -82,6 +86,7 @@ def flags() -> st.SearchStrategy[int]:
 
 
 def exit_signals() -> st.SearchStrategy[int]:
+    """exit_signal values: 0, SIGCHLD, any valid signal, past _NSIG, or any u64."""
     return _weighted(
         (8, st.sampled_from([0, int(signal.SIGCHLD)])),
         (2, st.integers(1, 64)),  # every valid signal, SIGKILL and SIGSTOP among them
@@ -92,6 +97,8 @@ def exit_signals() -> st.SearchStrategy[int]:
 
 @st.composite
 def stacks(draw: Any) -> dict[str, Any]:
+    """The stack and stack_size keys of a case: none, half of the pair, a valid scratch
+    stack, one past the user address limit, or an overflowing range."""
     kind = draw(st.sampled_from(["none"] * 8 + ["size only", "stack only", "scratch", "scratch", "kernel", "edge",
                                                  "overflow"]))
     size = draw(st.sampled_from([1, 4096, C3["C3_SCRATCH_SLOT"], 1 << 20]))  # ... a whole scratch slot ...
@@ -113,6 +120,7 @@ def stacks(draw: Any) -> dict[str, Any]:
 
 @st.composite
 def set_tids(draw: Any) -> dict[str, Any]:
+    """The set_tid and set_tid_size keys of a case: a pid list, a resource, or a size alone."""
     kind = draw(st.sampled_from(["none"] * 10 + ["list", "list", "size only", "scratch", "unmapped", "too many"]))
     if kind == "none":
         return {}
@@ -131,6 +139,8 @@ def set_tids(draw: Any) -> dict[str, Any]:
 
 
 def cgroups(cgroup2: bool) -> st.SearchStrategy[dict[str, Any]]:
+    """The cgroup key (and CLONE_INTO_CGROUP) of a case; ``cgroup2`` allows the scratch
+    cgroup v2 fd."""
     values: list[Any] = [0, 999, 0x80000000, 1 << 40, 1]
     if cgroup2:
         values.append("cgroup2")
@@ -154,6 +164,7 @@ def tails(draw: Any, size: int) -> dict[str, Any]:
 
 @st.composite
 def placements(draw: Any, size: int) -> dict[str, Any]:
+    """The memory and readable keys: where the struct lies for the call."""
     memory = draw(st.sampled_from(["mapped"] * 12 + ["guard", "guard", "null", "unmapped"]))
     if memory != "guard":
         return {} if memory == "mapped" else {"memory": memory}

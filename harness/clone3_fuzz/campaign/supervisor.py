@@ -32,6 +32,8 @@ GRACE = 10.0  # seconds a worker gets to stop after SIGINT (it may be minimizing
 
 @dataclass
 class Stats:
+    """A campaign's figures so far, summed over its workers' stats files."""
+
     seconds: float = 0.0
     inputs: int = 0
     cases: int = 0
@@ -156,5 +158,6 @@ def run(seconds: int, jobs: int, corpus: Path, out: Path, seed: int, kernel: str
 
 
 def worker_log_tail(out: Path, index: int, lines: int = 5) -> str:
+    """The last ``lines`` of a worker's log, to show why it failed."""
     path = out / "logs" / f"worker-{index}.log"
     return "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) if path.exists() else ""

@@ -50,11 +50,14 @@ def load(path: Path) -> dict[str, dict[str, Any]]:
 
 @dataclass(frozen=True)
 class Comparison:
+    """Standing findings of two runs, by signature: new in the later, fixed, or in both."""
+
     new: list[str]
     fixed: list[str]
     still: list[str]
 
     def to_json(self) -> dict[str, list[str]]:
+        """The three lists as JSON."""
         return {"new": self.new, "fixed": self.fixed, "still": self.still}
 
 
@@ -69,6 +72,8 @@ def compare(old: dict[str, dict[str, Any]], new: dict[str, dict[str, Any]]) -> C
 
 @dataclass(frozen=True)
 class Recheck:
+    """A saved finding replayed on the running kernel."""
+
     signature: str
     reproduces: bool
     observed: list[str]  # what each of the REPEATS runs gave (for a relation: "source -> variant")

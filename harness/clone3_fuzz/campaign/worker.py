@@ -28,6 +28,9 @@ STATS_EVERY = 1.0
 
 @dataclass
 class Worker:
+    """One fuzzing worker: decodes each input to a batch, runs it with every relation,
+    records each confirmed discrepancy as a finding, and keeps its statistics."""
+
     sandbox: Sandbox
     profile: profiles.Profile
     store: Store
@@ -43,6 +46,8 @@ class Worker:
 
     @classmethod
     def from_environment(cls) -> Worker:
+        """A worker set up from the CLONE3_FUZZ_* variables (see :mod:`.target`): its
+        sandbox, the profile measured through the planted fault if any, and the store."""
         out = os.environ.get("CLONE3_FUZZ_OUT", os.path.join("reports", "manual"))
         index = os.environ.get("CLONE3_FUZZ_WORKER", "0")
         # A planted fault stands for the kernel under test: the profile is measured through it,
@@ -58,6 +63,8 @@ class Worker:
         return cls(sandbox, profile, store, os.path.join(out, "stats", f"worker-{index}.json"))
 
     def test_one_input(self, data: bytes) -> None:
+        """libFuzzer's callback: one input, every case and relation variant in it judged.
+        It never raises on a discrepancy, so one campaign collects every finding."""
         cases = decode(data, self.profile.page_size)
         named = [(f"input:{i}", case) for i, case in enumerate(cases)]
         rng = random.Random(zlib.crc32(data))
@@ -76,6 +83,8 @@ class Worker:
             self.write_stats()
 
     def write_stats(self) -> None:
+        """Writes the stats file the supervisor reads (whole, by rename), after the
+        sightings counted since the last time."""
         self.written = time.monotonic()
         self.store.flush()
         stats = {"inputs": self.inputs, "cases": self.cases, "checks": self.checks,

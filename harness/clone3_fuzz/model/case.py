@@ -33,6 +33,7 @@ class CaseError(ValueError):
         super().__init__(f"{where + ': ' if where else ''}{key}: {problem}")
 
     def located(self, where: str) -> CaseError:
+        """The same error, said to come from ``where`` (``file:line``)."""
         return CaseError(self.key, self.problem, where)
 
 
@@ -70,6 +71,7 @@ class Case:
 
     @property
     def needs_cgroup(self) -> bool:
+        """Whether the case names the run's scratch cgroup v2 directory."""
         return self.refs.get("cgroup") == CGROUP_RESOURCE
 
     @property
@@ -106,6 +108,7 @@ class Case:
         return self.refs.get("set_tid") == SET_TID_LIST and self.values.get("set_tid_size", 0) != len(self.set_tid_pids)
 
     def dumps(self) -> str:
+        """The canonical JSON text of the case, on one line."""
         return json.dumps(self.to_json(), separators=(",", ":"))
 
 
@@ -238,6 +241,7 @@ def parse(obj: Any) -> Case:
 
 
 def loads(line: str) -> Case:
+    """A case from a line of JSON; raises :class:`CaseError` naming the key."""
     try:
         obj = json.loads(line)
     except json.JSONDecodeError as e:

@@ -160,6 +160,7 @@ class Prediction:
 
     @property
     def outcomes(self) -> list[str]:
+        """The allowed outcomes, sorted."""
         return sorted(self.rules)
 
     @property
@@ -168,6 +169,7 @@ class Prediction:
         return next(iter(self.rules.values()))
 
     def verdict(self, observed: str) -> str:
+        """``agree`` when ``observed`` is allowed, ``discrepancy`` otherwise."""
         return AGREE if observed in self.rules else DISCREPANCY
 
 
@@ -181,6 +183,7 @@ class _Walk:
         self.branches: list[list[bool]] = []
 
     def either(self) -> bool:
+        """The answer to the next open question of this walk."""
         if len(self.taken) < len(self.answers):
             answer = self.answers[len(self.taken)]
         else:

@@ -57,9 +57,11 @@ class Profile:
 
     @property
     def has_autoreap(self) -> bool:
+        """Whether the kernel knows 7.1's CLONE_AUTOREAP (and with it the other 7.1 flags)."""
         return bool(self.accepted_flags & abi.CLONE["CLONE_AUTOREAP"])
 
     def to_json(self) -> dict[str, Any]:
+        """The profile as JSON: addresses and masks in hex."""
         out = asdict(self)
         out["version"] = ".".join(map(str, self.version))
         out["accepted_flags"] = hex(self.accepted_flags)
@@ -84,6 +86,7 @@ def version_mask(version: Release) -> int:
 
 
 def version_struct_size(version: Release) -> int:
+    """sizeof(struct clone_args) on a mainline kernel of this version: 64, 80 or 88."""
     return max(size for since, size in abi.VERSION_SIZES if since <= version[:2])
 
 

@@ -44,12 +44,15 @@ class Check:
 
 @dataclass(frozen=True)
 class Violation:
+    """A check whose variant did not answer as its relation promises."""
+
     check: Check
     source_observed: str
     variant_observed: str
 
     @property
     def expected(self) -> str:
+        """What the variant should have given: the source's outcome, or the relation's own."""
         return self.source_observed if self.check.expected == SAME else self.check.expected
 
 

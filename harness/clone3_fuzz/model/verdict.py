@@ -32,6 +32,8 @@ FLAKY = "flaky"
 
 @dataclass(frozen=True)
 class Result:
+    """One case's outcome beside the oracle's prediction."""
+
     where: str
     case: Case
     outcome: Outcome
@@ -40,10 +42,12 @@ class Result:
 
     @property
     def observed(self) -> str:
+        """What the kernel gave."""
         return self.outcome.observed
 
     @property
     def verdict(self) -> str:
+        """``agree``, ``discrepancy``, or ``flaky`` (disagreed once but not on every re-run)."""
         return FLAKY if self.flaky else self.prediction.verdict(self.observed)
 
     @property
@@ -53,12 +57,14 @@ class Result:
         return self.prediction.rules.get(self.observed, self.prediction.rule)
 
     def to_json(self) -> dict[str, Any]:
+        """The result as JSON."""
         return {"where": self.where, "case": self.case.to_json(), "observed": self.observed,
                 "detail": self.outcome.detail, "predicted": self.prediction.outcomes, "rule": self.rule,
                 "verdict": self.verdict}
 
 
 def violation_json(v: Violation) -> dict[str, Any]:
+    """A broken relation as JSON, with its source and variant."""
     return {"relation": v.check.relation, "source": v.check.source.to_json(), "variant": v.check.variant.to_json(),
             "source_observed": v.source_observed, "observed": v.variant_observed, "expected": v.expected,
             "verdict": DISCREPANCY}
@@ -74,11 +80,14 @@ class Flaky:
     observed: Counter[str]
 
     def to_json(self) -> dict[str, Any]:
+        """The result as JSON."""
         return {"what": self.what, "case": self.case.to_json(), "observed": dict(self.observed), "verdict": FLAKY}
 
 
 @dataclass
 class Evaluation:
+    """Everything :func:`evaluate` learnt from one run of cases and their variants."""
+
     results: list[Result]
     checks: list[Check] = field(default_factory=list)
     violations: list[Violation] = field(default_factory=list)
@@ -90,13 +99,16 @@ class Evaluation:
 
     @property
     def discrepancies(self) -> list[Result]:
+        """The source cases that disagreed on every run."""
         return [r for r in self.results if r.verdict == DISCREPANCY]
 
     @property
     def clean(self) -> bool:
+        """Whether nothing disagreed for good: no discrepancy, variant discrepancy or violation."""
         return not self.discrepancies and not self.violations and not self.variant_discrepancies
 
     def rule_counts(self) -> Counter[str]:
+        """How many source results each rule explained."""
         return Counter(r.rule for r in self.results)
 
 

@@ -35,6 +35,8 @@ TARGETS = {"rejected": 0.5, "success": 0.8}
 
 @dataclass(frozen=True)
 class Measure:
+    """One kind of case through the raw loop and through the executor."""
+
     kind: str
     cases: int
     raw_rate: float  # baseline calls per second
@@ -44,10 +46,12 @@ class Measure:
 
     @property
     def ratio(self) -> float:
+        """The executor's rate over its baseline's."""
         return self.batch_rate / self.raw_rate
 
     @property
     def target(self) -> float:
+        """The ratio this kind must keep."""
         return TARGETS["success" if self.kind == "success" else "rejected"]
 
 
@@ -88,6 +92,8 @@ MIXES: dict[str, list[dict[str, Any]]] = {
 
 @dataclass(frozen=True)
 class CampaignMeasure:
+    """A campaign loop on one mix of cases beside the naive fork-per-case loop."""
+
     mix: str
     cases: int
     calls: int  # cases and their relation variants
@@ -96,6 +102,7 @@ class CampaignMeasure:
 
     @property
     def ratio(self) -> float:
+        """The executor's rate over its baseline's."""
         return self.case_rate / self.naive_rate
 
 
@@ -115,6 +122,7 @@ def naive_rate(cases: list[Case], count: int) -> float:
 
 
 def measure_campaign(mix: str, seconds: float, worker: Any) -> CampaignMeasure:
+    """The worker's loop on ``mix`` for ``seconds``, beside the naive loop on the same cases."""
     cases = [parse(c) for c in MIXES[mix]]
     data = "\n".join(c.dumps() for c in cases).encode()
     before_cases, before_checks = worker.cases, worker.checks

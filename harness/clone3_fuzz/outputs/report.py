@@ -22,6 +22,8 @@ OTHER = "#9e9e9e"
 
 
 def write_all(report: dict[str, Any], folder: str, junit: str | None) -> None:
+    """report.json, report.md and report.html into ``folder``, and JUnit XML at ``junit``;
+    each file whole or not at all."""
     os.makedirs(folder, exist_ok=True)
     _write(os.path.join(folder, "report.json"), json.dumps(report, indent=2) + "\n")
     _write(os.path.join(folder, "report.md"), markdown(report))
@@ -66,6 +68,7 @@ def _example(d: dict[str, Any]) -> str:
 # --- Markdown ------------------------------------------------------------------------
 
 def markdown(report: dict[str, Any]) -> str:
+    """The report as Markdown, for a terminal or a pull-request comment."""
     lines = ["# clone3-fuzz report", "", f"**{_headline(report)}**", ""]
     if report.get("fault"):
         lines += [f"Planted fault: `{report['fault']}`: {report.get('fault_description', '')}", ""]
@@ -192,6 +195,7 @@ def _timeline(samples: list[list[float]]) -> str:
 
 
 def page(report: dict[str, Any]) -> str:
+    """The report as one self-contained HTML page: inline SVG, no script."""
     legend = "".join(f'<span class="key"><span class="swatch" style="background:{c}"></span>{o}</span>'
                      for o, c in COLOURS.items())
     findings = "".join(_finding_html(f) for f in report["findings"]) or "<p>None.</p>"

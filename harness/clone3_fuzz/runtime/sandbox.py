@@ -87,6 +87,7 @@ class ScratchCgroup:
         raise HarnessError(f"cgroup2: cannot create a scratch directory under {mount} (needed by \"cgroup\": \"cgroup2\")")
 
     def close(self) -> None:
+        """Closes the fd and, for a scratch directory, removes it once the kernel lets go."""
         os.close(self.fd)
         if not self.owned:
             return
