@@ -11,6 +11,7 @@ a log file that the line names.
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import os
 import sys
@@ -18,7 +19,7 @@ import tempfile
 import time
 import traceback
 from pathlib import Path
-from typing import Any, Callable, Iterable, NoReturn, Sequence
+from typing import IO, Any, Callable, Iterable, Iterator, NoReturn, Sequence
 
 from . import SCHEMA_VERSION, __version__
 from .campaign import repro, triage
@@ -28,7 +29,7 @@ from .campaign.worker import Worker
 from .exit_status import EPILOG, ExitStatus, HarnessError
 from .model import oracle
 from .model import profile as profiles
-from .model.case import Case, CaseError, loads, read_jsonl
+from .model.case import Case, CaseError, read_jsonl
 from .model.verdict import DISCREPANCY, Result, evaluate, judge, violation_json
 from .outputs import bench, ci
 from .runtime import probe
@@ -79,31 +80,77 @@ def _sandbox(args: argparse.Namespace, label: str) -> Sandbox:
                    cgroup=args.cgroup)
 
 
-def _gather(args: argparse.Namespace) -> list[tuple[str, Case]]:
-    """Every case named on the command line; each bad one gets its line and exit 2."""
-    found: list[tuple[str, Case | CaseError]] = []
-    for number, text in enumerate(args.cases, 1):
-        if text == "-":
-            found.extend(read_jsonl(sys.stdin, "<stdin>"))
-            continue
-        try:
-            found.append((f"arg:{number}", loads(text)))
-        except CaseError as e:
-            found.append((f"arg:{number}", e.located(f"arg:{number}")))
+STDIN_LIMIT = 1 << 30  # bytes of stdin spooled for two passes
+
+
+def _sources(args: argparse.Namespace) -> list[tuple[str, Callable[[], IO[bytes]]]]:
+    """Where the cases come from, each as a name and a way to open it again: the case
+    arguments, stdin (spooled to a temporary file, so that it too can be read twice) and
+    each -f FILE."""
+    inline = "\n".join(t for t in args.cases if t != "-").encode("utf-8", "surrogateescape")
+    sources: list[tuple[str, Callable[[], IO[bytes]]]] = []
+    if inline:
+        sources.append(("arg", lambda: io.BytesIO(inline)))
+    if "-" in args.cases:
+        if sys.stdin is None:
+            _die("stdin: closed (nothing to read the cases from)")
+        spool = tempfile.TemporaryFile()
+        copied = 0
+        while chunk := sys.stdin.buffer.read(1 << 20):
+            copied += spool.write(chunk)
+            if copied > STDIN_LIMIT:
+                _die(f"<stdin>: more than {STDIN_LIMIT >> 30} GiB of cases")
+        spool.flush()  # read again through another fd: nothing may stay in our buffer
+        sources.append(("<stdin>", lambda: _reopen(spool)))
     for path in args.file:
+        sources.append((path, lambda path=path: open(path, "rb")))
+    return sources
+
+
+def _reopen(spool: IO[bytes]) -> IO[bytes]:
+    """The spooled stdin from its start, as a stream of its own to close."""
+    stream = os.fdopen(os.dup(spool.fileno()), "rb")
+    stream.seek(0)
+    return stream
+
+
+def _read(sources: list[tuple[str, Callable[[], IO[bytes]]]]) -> Iterator[tuple[str, Case | CaseError]]:
+    for name, opener in sources:
         try:
-            with open(path) as stream:
-                found.extend(read_jsonl(stream, path))
+            stream = opener()
         except OSError as e:
-            _die(f"{path}: {e.strerror}")
-    errors = [item for _, item in found if isinstance(item, CaseError)]
-    for error in errors:
-        print(f"clone3-fuzz: {error}", file=sys.stderr)
+            _die(f"{name}: {e.strerror}")
+        with stream:
+            try:
+                yield from read_jsonl(stream, name)
+            except OSError as e:  # a directory, an unreadable file, a read error
+                _die(f"{name}: {e.strerror}")
+
+
+def _cases(args: argparse.Namespace) -> Iterator[list[tuple[str, Case]]]:
+    """The cases named on the command line, ``--batch`` at a time, so that memory does not
+    grow with the input. A first pass checks everything: one bad case (its line names
+    the file, the line and the key) and nothing runs, exit 2."""
+    sources = _sources(args)
+    errors = count = 0
+    for _, item in _read(sources):
+        if isinstance(item, CaseError):
+            errors += 1
+            print(f"clone3-fuzz: {item}", file=sys.stderr)
+        else:
+            count += 1
     if errors:
         raise SystemExit(ExitStatus.HARNESS)
-    if not found:
+    if not count:
         _die(f"{args.command}: no cases given (CASE_JSON, -f FILE or - for stdin)")
-    return found  # type: ignore[return-value]  # no CaseError is left
+    chunk: list[tuple[str, Case]] = []
+    for where, item in _read(sources):
+        chunk.append((where, item))  # type: ignore[arg-type]  # no CaseError is left
+        if len(chunk) == getattr(args, "batch", DEFAULT_BATCH):
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
 
 
 def _unavailable(cause: str | None) -> str:
@@ -141,41 +188,53 @@ def _print_results(results: Iterable[Result], as_json: bool) -> None:
 def cmd_run(args: argparse.Namespace) -> int:
     """``clone3-fuzz run``: the cases for real, each judged (and, with --relations, its
     variants)."""
-    named = _gather(args)
+    chunks = _cases(args)
+    first = next(chunks)
     sandbox = _sandbox(args, "run")
     profile = _profile(args, sandbox)
-    try:
-        evaluation = evaluate(named, sandbox, profile, relations=args.relations)
-    except Interrupted as stop:
-        _print_results(judge(named, stop.outcomes, profile), args.json)
-        done = sum(o is not None for o in stop.outcomes[:len(named)])
-        print(f"clone3-fuzz: interrupted after {done} of {len(named)} cases", file=sys.stderr)
-        return ExitStatus.INTERRUPTED
-    _print_results(evaluation.results, args.json)
-    if profile.source == "live" and profile.clone3 != "available":
-        print(f"clone3-fuzz: clone3 is unavailable here (every call gave {profile.clone3})", file=sys.stderr)
-        return ExitStatus.UNAVAILABLE
-    for violation in evaluation.violations:
-        if args.json:
-            emit(violation_json(violation))
-        else:
-            print(f"{violation.variant_observed:<16} {DISCREPANCY:<12} relation.{violation.check.relation:<21} "
-                  f"{violation.check.variant.dumps()}  (expected {violation.expected}, "
-                  f"as for {violation.check.source.dumps()})")
-    return ExitStatus.AGREE if evaluation.clean else ExitStatus.DISAGREE
+    clean, done = True, 0
+    for named in _chain(first, chunks):
+        try:
+            evaluation = evaluate(named, sandbox, profile, relations=args.relations)
+        except Interrupted as stop:
+            _print_results(judge(named, stop.outcomes, profile), args.json)
+            done += sum(o is not None for o in stop.outcomes[:len(named)])
+            print(f"clone3-fuzz: interrupted after {done} cases", file=sys.stderr)
+            return ExitStatus.INTERRUPTED
+        done += len(named)
+        _print_results(evaluation.results, args.json)
+        if profile.source == "live" and profile.clone3 != "available":
+            print(f"clone3-fuzz: clone3 is unavailable here (every call gave {profile.clone3})", file=sys.stderr)
+            return ExitStatus.UNAVAILABLE
+        for violation in evaluation.violations:
+            if args.json:
+                emit(violation_json(violation))
+            else:
+                print(f"{violation.variant_observed:<16} {DISCREPANCY:<12} relation.{violation.check.relation:<21} "
+                      f"{violation.check.variant.dumps()}  (expected {violation.expected}, "
+                      f"as for {violation.check.source.dumps()})")
+        clean &= evaluation.clean
+    return ExitStatus.AGREE if clean else ExitStatus.DISAGREE
+
+
+def _chain(first: list[tuple[str, Case]], rest: Iterator[list[tuple[str, Case]]]) -> Iterator[list[tuple[str, Case]]]:
+    yield first
+    yield from rest
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
     """``clone3-fuzz predict``: the oracle's answer for each case; nothing is run."""
-    named = _gather(args)
+    chunks = _cases(args)
+    first = next(chunks)
     profile = _profile(args, Sandbox())
-    for where, case in named:
-        prediction = oracle.predict(case, profile)
-        if args.json:
-            emit({"where": where, "case": case.to_json(), "predicted": prediction.outcomes,
-                  "rule": prediction.rule, "rules": dict(prediction.rules), "kernel": profile.release})
-        else:
-            print(f"{','.join(prediction.outcomes):<16} {prediction.rule:<30} {case.dumps()}")
+    for named in _chain(first, chunks):
+        for where, case in named:
+            prediction = oracle.predict(case, profile)
+            if args.json:
+                emit({"where": where, "case": case.to_json(), "predicted": prediction.outcomes,
+                      "rule": prediction.rule, "rules": dict(prediction.rules), "kernel": profile.release})
+            else:
+                print(f"{','.join(prediction.outcomes):<16} {prediction.rule:<30} {case.dumps()}")
     return ExitStatus.AGREE
 
 

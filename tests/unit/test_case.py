@@ -104,7 +104,25 @@ def test_canonical_json_round_trips(obj: dict) -> None:
 
 def test_jsonl_reports_each_bad_line_and_keeps_going() -> None:
     text = "# a comment\n{\"size\": 64}\n\n{\"size\": 64, \"x\": 1}\n{\"size\": 88}\n"
-    items = list(read_jsonl(io.StringIO(text), "seeds.jsonl"))
+    items = list(read_jsonl(io.BytesIO(text.encode()), "seeds.jsonl"))
     assert [where for where, _ in items] == ["seeds.jsonl:2", "seeds.jsonl:4", "seeds.jsonl:5"]
     assert isinstance(items[1][1], CaseError) and str(items[1][1]) == "seeds.jsonl:4: x: unknown key"
     assert json.loads(items[2][1].dumps()) == {"size": 88}
+
+
+@pytest.mark.parametrize(("line", "message"), [
+    (b'{"size": 88, "size": 4097}', "c:1: size: duplicate key"),
+    (b"[" * 3000 + b"]" * 3000, "c:1: json: nested more than 8 deep"),
+    (b'{"size": ' + b"9" * 5000 + b"}", "c:1: json: an integer of 5000 digits (at most 40)"),
+    (b'{"size": 88, "note": "\xff"}', "c:1: utf-8: not UTF-8 at byte 22"),
+])
+def test_parsing_is_strict_and_names_what_is_wrong(line: bytes, message: str) -> None:
+    (where, error), = read_jsonl(io.BytesIO(line + b"\n"), "c")
+    assert isinstance(error, CaseError) and str(error) == message
+
+
+def test_a_line_too_long_ends_the_stream() -> None:
+    from clone3_fuzz.model.case import MAX_LINE
+
+    items = list(read_jsonl(io.BytesIO(b"0" * (MAX_LINE + 10) + b'\n{"size": 88}\n'), "zero"))
+    assert len(items) == 1 and "line too long" in str(items[0][1])

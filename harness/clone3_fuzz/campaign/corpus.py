@@ -11,12 +11,11 @@ kernel between two listed versions, the nearest lower one applies.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Mapping
 
-from ..model.case import Case, CaseError, parse
+from ..model.case import Case, CaseError, parse, strict_json
 from ..model.profile import Release, parse_release
 
 
@@ -75,8 +74,6 @@ def read_regressions(folder: Path = REGRESSIONS) -> Iterator[Regression | CaseEr
                 continue
             where = f"{path.name}:{number}"
             try:
-                yield _entry(json.loads(line), where)
-            except json.JSONDecodeError as e:
-                yield CaseError("json", e.msg, where)
+                yield _entry(strict_json(line), where)
             except CaseError as e:
-                yield e
+                yield e if e.where else e.located(where)

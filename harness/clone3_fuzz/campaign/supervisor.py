@@ -65,7 +65,7 @@ def _seed(corpus: Path) -> list[str]:
     for path in sorted(corpus.iterdir()):
         data = path.read_bytes()
         if data.startswith(b"{"):
-            with io.StringIO(data.decode("utf-8", "replace")) as stream:
+            with io.BytesIO(data) as stream:
                 problems += [f"{error} (skipped)" for _, error in read_jsonl(stream, str(path))
                              if isinstance(error, CaseError)]
     return problems

@@ -240,24 +240,85 @@ def parse(obj: Any) -> Case:
     return Case(size, values, refs, pids, tail, image, memory, readable, note)
 
 
-def loads(line: str) -> Case:
-    """A case from a line of JSON; raises :class:`CaseError` naming the key."""
+MAX_LINE = 1 << 20  # bytes in one JSON line: a case with a 64 KiB hex image fits many times
+MAX_DEPTH = 8  # a case nests three deep at most ({"tail": {...}}, {"set_tid": [...]})
+MAX_DIGITS = 40  # a u64 has 20 decimal digits
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    seen: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in seen:
+            raise CaseError(key, "duplicate key")
+        seen[key] = value
+    return seen
+
+
+def _bounded_int(text: str) -> int:
+    if len(text.lstrip("-")) > MAX_DIGITS:
+        raise CaseError("json", f"an integer of {len(text)} digits (at most {MAX_DIGITS})")
+    return int(text)
+
+
+def _depth(text: str) -> int:
+    """How deep the brackets outside strings go."""
+    depth = deepest = 0
+    in_string = escaped = False
+    for char in text:
+        if in_string:
+            escaped, in_string = (False, True) if escaped else (char == "\\", char != '"')
+        elif char == '"':
+            in_string = True
+        elif char in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif char in "]}":
+            depth -= 1
+    return deepest
+
+
+def strict_json(line: str) -> Any:
+    """One line of JSON, read strictly: a duplicate key, nesting past :data:`MAX_DEPTH` or
+    an integer past :data:`MAX_DIGITS` digits is a :class:`CaseError` naming it."""
+    if _depth(line) > MAX_DEPTH:
+        raise CaseError("json", f"nested more than {MAX_DEPTH} deep")
     try:
-        obj = json.loads(line)
+        return json.loads(line, object_pairs_hook=_no_duplicates, parse_int=_bounded_int)
+    except CaseError:
+        raise  # a duplicate key or a long integer, named already
     except json.JSONDecodeError as e:
         raise CaseError("json", e.msg) from None
-    return parse(obj)
+    except (RecursionError, ValueError) as e:  # ValueError: Python's own integer-length limit
+        raise CaseError("json", str(e).split(";")[0]) from None
 
 
-def read_jsonl(stream: IO[str], name: str) -> Iterator[tuple[str, Case | CaseError]]:
-    """Yields ``("file:line", case)`` for each case of a JSON Lines stream, or the
+def loads(line: str) -> Case:
+    """A case from a line of JSON (see :func:`strict_json`); raises :class:`CaseError`."""
+    return parse(strict_json(line))
+
+
+def read_jsonl(stream: IO[bytes], name: str) -> Iterator[tuple[str, Case | CaseError]]:
+    """Yields ``("file:line", case)`` for each case of a JSON Lines byte stream, or the
     located :class:`CaseError` in its place, so a caller may stop or skip. Blank lines
-    and lines starting with ``#`` are comments."""
-    for number, line in enumerate(stream, 1):
-        text = line.strip()
+    and lines starting with ``#`` are comments. Memory stays bounded by :data:`MAX_LINE`:
+    a longer line (``/dev/zero``, say) is an error that ends the stream."""
+    number = 0
+    while True:
+        raw = stream.readline(MAX_LINE + 1)
+        if not raw:
+            return
+        number += 1
+        where = f"{name}:{number}"
+        if len(raw) > MAX_LINE and not raw.endswith(b"\n"):
+            yield where, CaseError("line", f"line too long (more than {MAX_LINE} bytes); the rest is not read", where)
+            return
+        try:
+            text = raw.decode("utf-8").strip()
+        except UnicodeDecodeError as e:
+            yield where, CaseError("utf-8", f"not UTF-8 at byte {e.start}", where)
+            continue
         if not text or text.startswith("#"):
             continue
-        where = f"{name}:{number}"
         try:
             yield where, loads(text)
         except CaseError as e:

@@ -58,7 +58,7 @@ def abi_map(sandbox: Sandbox, profile: profiles.Profile) -> dict[str, Any]:
 def _replay_cases(seeds: Path) -> tuple[list[tuple[str, Case]], list[Regression], list[str]]:
     named: list[tuple[str, Case]] = []
     problems = []
-    with open(seeds) as stream:
+    with open(seeds, "rb") as stream:
         for where, item in read_jsonl(stream, seeds.name):
             if isinstance(item, CaseError):
                 problems.append(f"{item} (skipped)")
