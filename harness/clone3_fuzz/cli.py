@@ -14,6 +14,7 @@ import argparse
 import io
 import json
 import os
+import signal
 import sys
 import tempfile
 import time
@@ -292,6 +293,8 @@ def cmd_fuzz(args: argparse.Namespace) -> int:
         for signature in stats.findings:
             print(f"  {out}/findings/{signature}/")
         print(f"report: {out}")
+    if stats.interrupted:
+        return ExitStatus.INTERRUPTED
     if stats.failed_workers:
         return ExitStatus.HARNESS
     return ExitStatus.DISAGREE if stats.confirmed else ExitStatus.AGREE
@@ -329,11 +332,15 @@ def cmd_selftest(args: argparse.Namespace) -> int:
                   f"{len(stats.confirmed)} confirmed, {sum(healthy)}/{len(healthy)} pass without the fault  {first}")
         if not stats.confirmed:
             missed.append(fault)
+        if stats.interrupted:
+            break
     if args.json:
         emit({"out": str(out), "faults": rows, "missed": missed, "false_reproducers": false_reproducers}, indent=2)
     else:
         print(f"selftest: {len(faults) - len(missed)} of {len(faults)} planted faults detected; "
               f"{len(false_reproducers)} reproducers fail without their fault; report: {out}")
+    if rows and stats.interrupted:
+        return ExitStatus.INTERRUPTED
     return ExitStatus.DISAGREE if missed or false_reproducers else ExitStatus.AGREE
 
 
@@ -541,9 +548,16 @@ def _internal_error(error: BaseException) -> NoReturn:
     _die(f"internal error: {type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}{where}")
 
 
+def _interrupt(number: int, frame: object) -> None:
+    raise KeyboardInterrupt(signal.Signals(number).name)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Runs one command; returns its exit status (see :class:`.exit_status.ExitStatus`)."""
+    """Runs one command; returns its exit status (see :class:`.exit_status.ExitStatus`).
+    SIGTERM and SIGHUP stop it as ^C does: cleanly, with what was done kept, exit 130."""
     args = build_parser().parse_args(argv)
+    for number in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(number, _interrupt)
     try:
         return int(args.func(args))
     except HarnessError as e:

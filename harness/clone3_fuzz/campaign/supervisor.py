@@ -9,6 +9,7 @@ before it moves on.
 
 from __future__ import annotations
 
+import ctypes
 import io
 import json
 import os
@@ -27,7 +28,6 @@ from .finding import CONFIRMED, list_signatures
 from .findings import gather
 
 TARGET = "clone3_fuzz.campaign.target"  # run with -m: the same in a checkout and installed
-GRACE = 10.0  # seconds a worker gets to stop after SIGINT (it may be minimizing a finding)
 
 
 @dataclass
@@ -42,6 +42,8 @@ class Stats:
     findings: list[str] = field(default_factory=list)
     confirmed: list[str] = field(default_factory=list)  # findings whose reproducer was checked true
     flaky: int = 0
+    restarts: list[str] = field(default_factory=list)  # each worker death, with its cause
+    interrupted: bool = False  # ^C, SIGTERM or SIGHUP ended it
     failed_workers: list[int] = field(default_factory=list)
     corpus_problems: list[str] = field(default_factory=list)
     rules: Counter[str] = field(default_factory=Counter)
@@ -96,9 +98,47 @@ def _collect(out: Path, corpus: Path, started: float) -> Stats:
     return stats
 
 
+GRACE = 5.0  # seconds a worker gets to finish its input after SIGINT (it may be saving a finding)
+STALL = 30.0  # seconds without a stats update, or without starting, before a worker counts as stalled
+RESTARTS = 3  # restarts per worker and campaign: a worker that keeps dying has a cause to report
+PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    """In the worker, before exec: SIGKILL when the supervisor dies, however it dies."""
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+
+
+def _cause(returncode: int) -> str:
+    if returncode < 0:
+        return f"killed by {signal.Signals(-returncode).name}"
+    return f"exit status {returncode}"
+
+
+@dataclass
+class _Slot:
+    """One worker's place in the campaign: its process, its log and how often it died."""
+
+    index: int
+    log: TextIO
+    stats: Path
+    process: subprocess.Popen[bytes] | None = None
+    started: float = 0.0
+    restarts: int = 0
+    done: bool = False
+
+    def progressed(self) -> float:
+        """When the worker last wrote its stats (or started)."""
+        try:
+            return max(self.started, self.stats.stat().st_mtime)
+        except OSError:
+            return self.started
+
+
 def run(seconds: int, jobs: int, corpus: Path, out: Path, seed: int, kernel: str | None = None,
         fault: str | None = None, progress: Callable[[Stats], None] | None = None) -> Stats:
-    """One campaign; returns its statistics. ^C ends it early, cleanly."""
+    """One campaign of ``seconds``; returns its statistics. ^C (and SIGTERM, SIGHUP, which
+    the command line turns into it) ends it early, as cleanly: ``stats.interrupted``."""
     out.mkdir(parents=True, exist_ok=True)
     (out / "logs").mkdir(exist_ok=True)
     (out / "artifacts").mkdir(exist_ok=True)
@@ -110,51 +150,104 @@ def run(seconds: int, jobs: int, corpus: Path, out: Path, seed: int, kernel: str
         env["CLONE3_FUZZ_KERNEL"] = kernel
     if fault:
         env["CLONE3_FUZZ_FAULT"] = fault
-    workers: list[tuple[subprocess.Popen[bytes], TextIO]] = []
     started = time.monotonic()
+    deadline = started + seconds
+    slots = [_Slot(i, open(out / "logs" / f"worker-{i}.log", "a"), out / "stats" / f"worker-{i}.json") for i in range(jobs)]
+    restarts: list[str] = []
+    interrupted = False
+
+    def start(slot: _Slot) -> None:
+        left = max(1, int(deadline - time.monotonic()))
+        command = [sys.executable, "-m", TARGET, str(corpus), f"-max_total_time={left}",
+                   f"-seed={seed + slot.index + 1000 * slot.restarts}", f"-artifact_prefix={out}/artifacts/",
+                   "-timeout=60", "-rss_limit_mb=8192", "-print_final_stats=1",
+                   # The worker stops itself cleanly on SIGINT and SIGTERM (see worker.py).
+                   "-handle_int=0", "-handle_term=0",
+                   # Long inputs are batches of many cases: grow to them at once.
+                   "-len_control=0", "-max_len=4096"]
+        # The running interpreter, by /proc/self/exe: its path (sys.executable) may lie
+        # behind a directory this user cannot search, and argv[0] still selects the venv.
+        slot.process = subprocess.Popen(command, executable="/proc/self/exe", stdout=slot.log, stderr=subprocess.STDOUT,
+                                        env={**env, "CLONE3_FUZZ_WORKER": str(slot.index)}, preexec_fn=_die_with_parent)
+        slot.started = time.time()
+
     try:
-        for index in range(jobs):
-            log = open(out / "logs" / f"worker-{index}.log", "w")
-            command = [sys.executable, "-m", TARGET, str(corpus), f"-max_total_time={seconds}", f"-seed={seed + index}",
-                       f"-artifact_prefix={out}/artifacts/", "-timeout=60", "-rss_limit_mb=8192", "-print_final_stats=1",
-                       # Long inputs are batches of many cases: grow to them at once.
-                       "-len_control=0", "-max_len=4096"]
-            # The running interpreter, by /proc/self/exe: its path (sys.executable) may lie
-            # behind a directory this user cannot search, and argv[0] still selects the venv.
-            workers.append((subprocess.Popen(command, executable="/proc/self/exe", stdout=log,
-                                             env={**env, "CLONE3_FUZZ_WORKER": str(index)},
-                                             stderr=subprocess.STDOUT), log))
-        while any(p.poll() is None for p, _ in workers):
+        for slot in slots:
+            start(slot)
+        while not all(slot.done for slot in slots) and time.monotonic() < deadline:
             time.sleep(0.5)
+            for slot in slots:
+                _watch(slot, deadline, restarts, start)
             if progress:
                 progress(_collect(out, corpus, started))
     except KeyboardInterrupt:
-        for process, _ in workers:
-            if process.poll() is None:
-                process.send_signal(signal.SIGINT)
-        deadline = time.monotonic() + GRACE
-        for process, _ in workers:
-            try:
-                process.wait(max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        interrupted = True
     finally:
-        for _, log in workers:
-            log.close()
+        _stop(slots)
+        for slot in slots:
+            slot.log.close()
     stats = _collect(out, corpus, started)
     gather(str(out / "findings"))  # each finding.md gets its final counts
     stats.corpus_problems = problems
-    # libFuzzer exits 0 at the time limit and on ^C (-handle_int); anything else is ours.
-    stats.failed_workers = [i for i, (p, _) in enumerate(workers) if p.returncode not in (0, -signal.SIGINT, 130)]
-    (out / "campaign.json").write_text(json.dumps({
+    stats.restarts = restarts
+    stats.interrupted = interrupted
+    stats.failed_workers = [slot.index for slot in slots if slot.restarts > RESTARTS]
+    _write_json(out / "campaign.json", {
         "seconds": stats.seconds, "jobs": jobs, "seed": seed, "kernel": kernel, "fault": fault,
         "inputs": stats.inputs, "cases": stats.cases, "relation_checks": stats.checks, "rate": stats.rate,
         "corpus": stats.corpus, "corpus_dir": str(corpus), "findings": stats.findings,
         "confirmed": stats.confirmed, "flaky": stats.flaky, "rules": dict(stats.rules),
-        "failed_workers": stats.failed_workers,
-    }, indent=2) + "\n")
+        "failed_workers": stats.failed_workers, "restarts": restarts, "interrupted": interrupted,
+    })
     return stats
+
+
+def _watch(slot: _Slot, deadline: float, restarts: list[str], start: Callable[[_Slot], None]) -> None:
+    """A worker that died early is restarted (within RESTARTS); one that stopped making
+    progress is killed first. The watchdog is this process, so a stopped worker, reaper
+    or executor cannot hold it up."""
+    if slot.done or slot.process is None:
+        return
+    if slot.process.poll() is None:
+        if time.time() - slot.progressed() < STALL:
+            return
+        slot.process.kill()  # SIGKILL works on a stopped process; its tree dies with it
+        slot.process.wait()
+        cause = f"stalled (no progress for {STALL:.0f} s), killed"
+    else:
+        cause = _cause(slot.process.returncode)
+        if slot.process.returncode == 0:
+            slot.done = True  # libFuzzer's own time limit: the campaign's end
+            return
+    slot.restarts += 1
+    restarts.append(f"worker {slot.index}: {cause}")
+    if slot.restarts > RESTARTS or time.monotonic() > deadline - 1:
+        slot.done = True
+        return
+    start(slot)
+
+
+def _stop(slots: list[_Slot]) -> None:
+    """SIGINT to every worker still running (continued first, should it be stopped), then
+    SIGKILL to those still there after GRACE."""
+    alive = [slot.process for slot in slots if slot.process is not None and slot.process.poll() is None]
+    for process in alive:
+        process.send_signal(signal.SIGINT)
+        process.send_signal(signal.SIGCONT)
+    until = time.monotonic() + GRACE
+    for process in alive:
+        try:
+            process.wait(max(0.1, until - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def _write_json(path: Path, data: dict[str, object]) -> None:
+    """Whole or not at all, so that a full disk leaves the last good copy."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2) + "\n")
+    os.replace(tmp, path)
 
 
 def worker_log_tail(out: Path, index: int, lines: int = 5) -> str:

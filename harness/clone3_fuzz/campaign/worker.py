@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import signal
 import time
 import zlib
 from collections import Counter
@@ -40,6 +41,7 @@ class Worker:
     checks: int = 0
     new_findings: int = 0
     flaky: int = 0
+    stopping: bool = False
     rules: Counter[str] = field(default_factory=Counter)
     started: float = field(default_factory=time.monotonic)
     written: float = 0.0
@@ -60,7 +62,17 @@ class Worker:
         profile = profiles.named(kernel, live) if kernel else live
         os.makedirs(os.path.join(out, "stats"), exist_ok=True)
         store = Store(out, profile, fault=fault, caller=measured.privilege.summary())
-        return cls(sandbox, profile, store, os.path.join(out, "stats", f"worker-{index}.json"))
+        worker = cls(sandbox, profile, store, os.path.join(out, "stats", f"worker-{index}.json"))
+        # SIGINT (the supervisor's stop, or a terminal's ^C to the whole group) and SIGTERM
+        # end the worker after its current input: a KeyboardInterrupt raised inside it
+        # would reach atheris as an uncaught exception and leave a crash artifact.
+        for number in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(number, worker.stop)
+        return worker
+
+    def stop(self, number: int, frame: object) -> None:
+        """A signal handler: stop after the input in hand (or now, between inputs)."""
+        self.stopping = True
 
     def test_one_input(self, data: bytes) -> None:
         """libFuzzer's callback: one input, every case and relation variant in it judged.
@@ -79,8 +91,10 @@ class Worker:
         self.cases += len(cases)
         self.checks += len(evaluation.checks)
         self.rules.update(evaluation.rule_counts())
-        if time.monotonic() - self.written > STATS_EVERY:
+        if self.stopping or time.monotonic() - self.written > STATS_EVERY:
             self.write_stats()
+        if self.stopping:
+            os._exit(0)  # libFuzzer's own exit would run its crash-detecting exit callbacks
 
     def write_stats(self) -> None:
         """Writes the stats file the supervisor reads (whole, by rename), after the

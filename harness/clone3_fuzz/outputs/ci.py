@@ -167,15 +167,22 @@ def run(seconds: int, report_dir: Path, junit: str | None, kernel: str | None = 
             counts = {"cases": counts["cases"] + stats.cases, "relation_checks": counts["relation_checks"] + stats.checks}
             data["campaign"] = {"seconds": stats.seconds, "cases": stats.cases, "relation_checks": stats.checks,
                                 "rate": stats.rate, "corpus": stats.corpus, "samples": samples,
-                                "failed_workers": stats.failed_workers, "flaky": stats.flaky}
+                                "failed_workers": stats.failed_workers, "flaky": stats.flaky,
+                                "restarts": stats.restarts, "interrupted": stats.interrupted}
             if stats.failed_workers:
-                data["problems"].append(f"campaign workers failed: {stats.failed_workers}")
+                data["problems"].append(f"campaign workers failed: {stats.failed_workers} ({'; '.join(stats.restarts)})")
         data["rules"] = dict(rules)
         data["findings"] = _findings(report_dir)
         data["counts"] = {**counts, "discrepancies": len(data["discrepancies"])}
     except HarnessError as e:
         data["problems"].append(str(e))
         return finish("harness-error", ExitStatus.HARNESS)
+    except KeyboardInterrupt:
+        data["problems"].append("interrupted: the report holds what was done")
+        return finish("interrupted", ExitStatus.INTERRUPTED)
+    if data.get("campaign", {}).get("interrupted"):
+        data["problems"].append("interrupted: the report holds what was done")
+        return finish("interrupted", ExitStatus.INTERRUPTED)
     if data.get("campaign", {}).get("failed_workers"):
         return finish("harness-error", ExitStatus.HARNESS)
     if data.get("regressions_failed") or any(fails(f) for f in data["findings"]):
