@@ -40,3 +40,12 @@ def test_relations_skip_what_machine_state_decides() -> None:
     evaluation = evaluate([("a", state)], Scripted(["EEXIST"] * 10), ROOT, relations=True)  # type: ignore[arg-type]
     assert {c.relation for c in evaluation.checks} <= {"precedence", "tail_position"}  # fixed expectations only
     assert evaluation.undetermined >= 2
+
+
+def test_a_harness_outcome_is_retried_and_never_a_discrepancy() -> None:
+    # An executor killed from outside once: the retry's answer is judged.
+    once = evaluate([("a", parse({"size": 4097}))], Scripted(["harness-crash", "E2BIG"]), ROOT)  # type: ignore[arg-type]
+    assert [r.verdict for r in once.results] == ["agree"] and once.harness == []
+    # Never a real answer: no verdict at all, and nothing to report as the kernel's.
+    always = evaluate([("a", parse({"size": 4097}))], Scripted(["harness-pids-limit"] * 3), ROOT)  # type: ignore[arg-type]
+    assert [r.verdict for r in always.results] == ["harness"] and always.clean and len(always.harness) == 1

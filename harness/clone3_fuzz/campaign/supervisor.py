@@ -44,6 +44,7 @@ class Stats:
     flaky: int = 0
     restarts: list[str] = field(default_factory=list)  # each worker death, with its cause
     interrupted: bool = False  # ^C, SIGTERM or SIGHUP ended it
+    harness: Counter[str] = field(default_factory=Counter)  # cases no worker could run, by cause
     failed_workers: list[int] = field(default_factory=list)
     corpus_problems: list[str] = field(default_factory=list)
     rules: Counter[str] = field(default_factory=Counter)
@@ -92,6 +93,7 @@ def _collect(out: Path, corpus: Path, started: float) -> Stats:
         stats.checks += data["checks"]
         stats.rules.update(data.get("rules", {}))
         stats.flaky += data.get("flaky", 0)
+        stats.harness.update(data.get("harness", {}))
     stats.corpus = sum(1 for _ in corpus.iterdir())
     stats.findings = list_signatures(str(out / "findings"))
     stats.confirmed = [s for s in stats.findings if _status(out / "findings" / s) == CONFIRMED]
@@ -198,6 +200,7 @@ def run(seconds: int, jobs: int, corpus: Path, out: Path, seed: int, kernel: str
         "corpus": stats.corpus, "corpus_dir": str(corpus), "findings": stats.findings,
         "confirmed": stats.confirmed, "flaky": stats.flaky, "rules": dict(stats.rules),
         "failed_workers": stats.failed_workers, "restarts": restarts, "interrupted": interrupted,
+        "harness": dict(stats.harness),
     })
     return stats
 

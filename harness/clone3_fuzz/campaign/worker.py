@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from ..model import profile as profiles
 from ..model.verdict import evaluate
 from ..runtime.probe import live_profile, probe
+from ..exit_status import HarnessError
 from ..runtime.sandbox import Sandbox
 from .decode import decode
 from .finding import from_result, from_violation
@@ -42,6 +43,7 @@ class Worker:
     new_findings: int = 0
     flaky: int = 0
     stopping: bool = False
+    harness: Counter[str] = field(default_factory=Counter)  # cases the harness could not run, by cause
     rules: Counter[str] = field(default_factory=Counter)
     started: float = field(default_factory=time.monotonic)
     written: float = 0.0
@@ -50,6 +52,13 @@ class Worker:
     def from_environment(cls) -> Worker:
         """A worker set up from the CLONE3_FUZZ_* variables (see :mod:`.target`): its
         sandbox, the profile measured through the planted fault if any, and the store."""
+        # SIGINT (the supervisor's stop, or a terminal's ^C to the whole group) and SIGTERM
+        # end the worker after its current input, even while it is still probing: a
+        # KeyboardInterrupt raised inside it would reach atheris as an uncaught exception
+        # and leave a crash artifact.
+        stopping: list[bool] = []
+        for number in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(number, lambda *_: stopping.append(True))
         out = os.environ.get("CLONE3_FUZZ_OUT", os.path.join("reports", "manual"))
         index = os.environ.get("CLONE3_FUZZ_WORKER", "0")
         # A planted fault stands for the kernel under test: the profile is measured through it,
@@ -62,10 +71,7 @@ class Worker:
         profile = profiles.named(kernel, live) if kernel else live
         os.makedirs(os.path.join(out, "stats"), exist_ok=True)
         store = Store(out, profile, fault=fault, caller=measured.privilege.summary())
-        worker = cls(sandbox, profile, store, os.path.join(out, "stats", f"worker-{index}.json"))
-        # SIGINT (the supervisor's stop, or a terminal's ^C to the whole group) and SIGTERM
-        # end the worker after its current input: a KeyboardInterrupt raised inside it
-        # would reach atheris as an uncaught exception and leave a crash artifact.
+        worker = cls(sandbox, profile, store, os.path.join(out, "stats", f"worker-{index}.json"), stopping=bool(stopping))
         for number in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             signal.signal(number, worker.stop)
         return worker
@@ -80,10 +86,20 @@ class Worker:
         cases = decode(data, self.profile.page_size)
         named = [(f"input:{i}", case) for i, case in enumerate(cases)]
         rng = random.Random(zlib.crc32(data))
-        evaluation = evaluate(named, self.sandbox, self.profile, relations=True, rng=rng)
+        try:
+            evaluation = evaluate(named, self.sandbox, self.profile, relations=True, rng=rng)
+        except HarnessError as e:
+            # The sandbox could not run the batch (a pids or memory limit, say): the
+            # harness's trouble, counted with its cause, never a finding or a crash.
+            self.harness[str(e)] += len(cases)
+            self.write_stats()
+            if self.stopping:
+                os._exit(0)
+            return
         found = [from_result(r) for r in evaluation.discrepancies + evaluation.variant_discrepancies]
         found += [from_violation(v) for v in evaluation.violations]
         self.flaky += len(evaluation.flaky)
+        self.harness.update(f"{r.observed}: {r.outcome.detail}" for r in evaluation.harness)
         for finding in found:
             self.new_findings += self.store.record(finding, lambda f: minimize(
                 f, self.sandbox, self.profile, known=self.store.known))
@@ -102,7 +118,8 @@ class Worker:
         self.written = time.monotonic()
         self.store.flush()
         stats = {"inputs": self.inputs, "cases": self.cases, "checks": self.checks,
-                 "new_findings": self.new_findings, "flaky": self.flaky, "seconds": self.written - self.started,
+                 "new_findings": self.new_findings, "flaky": self.flaky,
+                 "harness": dict(self.harness.most_common(20)), "seconds": self.written - self.started,
                  "executors": self.sandbox.executors, "rules": dict(self.rules)}
         with open(self.stats_path + ".tmp", "w") as f:
             json.dump(stats, f)

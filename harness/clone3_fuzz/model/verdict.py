@@ -28,6 +28,7 @@ from .relations import SAME, Check, Violation, derive, violations
 
 REPEATS = 3
 FLAKY = "flaky"
+HARNESS = "harness"  # the harness could not run the case (killed, stalled, a cgroup limit)
 
 
 @dataclass(frozen=True)
@@ -47,7 +48,10 @@ class Result:
 
     @property
     def verdict(self) -> str:
-        """``agree``, ``discrepancy``, or ``flaky`` (disagreed once but not on every re-run)."""
+        """``agree``, ``discrepancy``, ``flaky`` (disagreed once but not on every re-run),
+        or ``harness`` (the harness could not run it, every time: no verdict at all)."""
+        if self.observed.startswith("harness"):
+            return HARNESS
         return FLAKY if self.flaky else self.prediction.verdict(self.observed)
 
     @property
@@ -96,6 +100,8 @@ class Evaluation:
     flaky: list[Flaky] = field(default_factory=list)
     #: Checks left out because their outcome depends on machine state.
     undetermined: int = 0
+    #: Cases (and variants) the harness could not run, every time it tried.
+    harness: list[Result] = field(default_factory=list)
 
     @property
     def discrepancies(self) -> list[Result]:
@@ -179,7 +185,7 @@ def evaluate(named: Sequence[tuple[str, Case]], sandbox: Runner, profile: Profil
                 checks.append(check)
                 sources.append(index)
                 variant_predictions.append(variant_prediction)
-    outcomes = sandbox.run(cases + [c.variant for c in checks])
+    outcomes = _retry_harness(sandbox, cases + [c.variant for c in checks])
     results = judge(named, outcomes, profile, predictions)
     variant_results = judge([(f"variant:{c.relation}", c.variant) for c in checks], outcomes[len(cases):],
                             profile, variant_predictions)
@@ -193,4 +199,21 @@ def evaluate(named: Sequence[tuple[str, Case]], sandbox: Runner, profile: Profil
     confirmed, found = _confirm(sandbox, wrong + wrong_variants, found, flaky)
     kept = {id(r) for r in confirmed}
     results = [r if r.verdict != DISCREPANCY or id(r) in kept else replace(r, flaky=True) for r in results]
-    return Evaluation(results, checks, found, [r for r in wrong_variants if id(r) in kept], flaky, undetermined)
+    harness = [r for r in results + variant_results if r.verdict == HARNESS]
+    return Evaluation(results, checks, found, [r for r in wrong_variants if id(r) in kept], flaky, undetermined,
+                      harness)
+
+
+def _retry_harness(sandbox: Runner, cases: Sequence[Case]) -> list[Outcome]:
+    """Every case's outcome, where the harness failed a case (an executor killed from
+    outside, a stall, a cgroup limit of the caller's) run again up to REPEATS - 1 times: the
+    first real answer stands; a case that never gets one keeps its harness outcome."""
+    outcomes = list(sandbox.run(cases))
+    for _ in range(REPEATS - 1):
+        again = [i for i, o in enumerate(outcomes) if o.observed.startswith("harness")]
+        if not again:
+            break
+        for i, outcome in zip(again, sandbox.run([cases[i] for i in again])):
+            if not outcome.observed.startswith("harness"):
+                outcomes[i] = outcome
+    return outcomes

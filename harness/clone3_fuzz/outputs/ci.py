@@ -97,6 +97,7 @@ def _replay(named: list[tuple[str, Case]], sandbox: Sandbox, profile: profiles.P
                              for r in evaluation.discrepancies + evaluation.variant_discrepancies]
     data["discrepancies"] += [record(from_violation(v), violation_json(v)) for v in evaluation.violations]
     data["flaky"] = [f.to_json() for f in evaluation.flaky]
+    data["harness"] = dict(Counter(f"{r.observed}: {r.outcome.detail}" for r in evaluation.harness))
     store.flush()
     return evaluation
 
@@ -117,6 +118,8 @@ def run(seconds: int, report_dir: Path, junit: str | None, kernel: str | None = 
     def finish(status: str, code: int) -> int:
         data.update(status=status, exit_code=code, seconds=time.monotonic() - started)
         report.write_all(data, str(report_dir), junit)
+        for problem in data["problems"] if code == ExitStatus.HARNESS else []:
+            log(f"problem: {problem}")
         log(f"{report._headline(data)}")
         log(f"report: {report_dir}/report.html (report.json, report.md{', ' + junit if junit else ''})")
         return code
@@ -168,7 +171,12 @@ def run(seconds: int, report_dir: Path, junit: str | None, kernel: str | None = 
             data["campaign"] = {"seconds": stats.seconds, "cases": stats.cases, "relation_checks": stats.checks,
                                 "rate": stats.rate, "corpus": stats.corpus, "samples": samples,
                                 "failed_workers": stats.failed_workers, "flaky": stats.flaky,
-                                "restarts": stats.restarts, "interrupted": stats.interrupted}
+                                "restarts": stats.restarts, "interrupted": stats.interrupted,
+                                "harness": dict(stats.harness)}
+            for cause, count in stats.harness.items():
+                data["harness"][cause] = data["harness"].get(cause, 0) + count
+            if stats.cases == 0 and not stats.interrupted:
+                data["harness"][f"the campaign ran no case ({'; '.join(stats.restarts) or 'see its logs'})"] = 1
             if stats.failed_workers:
                 data["problems"].append(f"campaign workers failed: {stats.failed_workers} ({'; '.join(stats.restarts)})")
         data["rules"] = dict(rules)
@@ -183,6 +191,12 @@ def run(seconds: int, report_dir: Path, junit: str | None, kernel: str | None = 
     if data.get("campaign", {}).get("interrupted"):
         data["problems"].append("interrupted: the report holds what was done")
         return finish("interrupted", ExitStatus.INTERRUPTED)
+    if data.get("harness"):
+        # The harness's own trouble (a cgroup limit, an executor killed from outside) is
+        # never the kernel's: no verdict, and the report says why.
+        causes = "; ".join(f"{count} x {cause}" for cause, count in sorted(data["harness"].items(), key=lambda x: -x[1]))
+        data["problems"].append(f"cases the harness could not run, so not judged: {causes}")
+        return finish("harness-error", ExitStatus.HARNESS)
     if data.get("campaign", {}).get("failed_workers"):
         return finish("harness-error", ExitStatus.HARNESS)
     if data.get("regressions_failed") or any(fails(f) for f in data["findings"]):

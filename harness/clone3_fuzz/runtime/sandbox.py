@@ -102,6 +102,57 @@ class ScratchCgroup:
                 time.sleep(0.01)
 
 
+#: Where a limit of the caller's own cgroups, not the kernel under test, answers a call:
+#: (events file, counter, the errno it makes clone3 give, the harness outcome it becomes).
+LIMITS = (("pids.events", "max", "EAGAIN", "harness-pids-limit"),
+          ("memory.events", "oom_kill", "ENOMEM", "harness-memory-limit"))
+
+
+def _own_cgroups() -> list[str]:
+    """The caller's cgroup folders, v2 and v1 alike, each with its ancestors: a limit set
+    on any of them counts."""
+    mounts: dict[str, str] = {}  # controller (or "" for v2) -> mount point
+    try:
+        with open("/proc/self/mountinfo") as f:
+            for line in f:
+                left, _, right = line.partition(" - ")
+                kind, options = right.split()[0], right.split()[-1]
+                if kind == "cgroup2":
+                    mounts.setdefault("", left.split()[4])
+                elif kind == "cgroup":
+                    for option in options.split(","):
+                        mounts.setdefault(option, left.split()[4])
+        with open("/proc/self/cgroup") as f:
+            lines = [line.strip().split(":", 2) for line in f]
+    except OSError:
+        return []
+    folders = []
+    for _, controllers, path in lines:
+        for controller in controllers.split(",") if controllers else [""]:
+            mount = mounts.get(controller)
+            if mount is None:
+                continue
+            parts = [p for p in path.split("/") if p]
+            folders += [os.path.join(mount, *parts[:depth]) for depth in range(len(parts), -1, -1)]
+    return list(dict.fromkeys(folders))
+
+
+def limit_events() -> dict[str, int]:
+    """How often each limit of the caller's cgroups was hit so far (summed over them)."""
+    counts = {events: 0 for events, _, _, _ in LIMITS}
+    for folder in _own_cgroups():
+        for events, counter, _, _ in LIMITS:
+            try:
+                with open(os.path.join(folder, events)) as f:
+                    for line in f:
+                        name, _, value = line.partition(" ")
+                        if name == counter:
+                            counts[events] += int(value)
+            except (OSError, ValueError):
+                continue
+    return counts
+
+
 def _fault_names() -> dict[str, tuple[int, str]]:
     entries = (ffi.string(lib.c3_fault_name(i)).decode() for i in range(1, lib.C3_NFAULTS))
     return {name: (i, text) for i, (name, _, text) in enumerate((e.partition(": ") for e in entries), 1)}
@@ -184,6 +235,7 @@ class Sandbox:
         self.cgroup = cgroup
         self.isolation: str | None = None
         self.executors = 0
+        self._limits = limit_events()  # the cgroup limit counters before the batch in hand
 
     def run(self, cases: Sequence[Case]) -> list[Outcome]:
         """One outcome per case, in order. Raises :class:`HarnessError` or
@@ -193,7 +245,9 @@ class Sandbox:
         try:
             for start in range(0, len(cases), self.batch_size):
                 chunk = range(start, min(start + self.batch_size, len(cases)))
+                self._limits = limit_events()
                 self._run_batch(cases, chunk, results, cgroup.fd if cgroup else -1)
+                self._blame_limits(self._limits, chunk, results)
                 if self.progress:
                     self.progress(chunk.stop, len(cases))
         except KeyboardInterrupt:
@@ -202,6 +256,18 @@ class Sandbox:
             if cgroup:
                 cgroup.close()
         return results  # type: ignore[return-value]  # every slot is filled by now
+
+    @staticmethod
+    def _blame_limits(before: dict[str, int], indices: range, results: list[Outcome | None]) -> None:
+        """Where one of the caller's cgroup limits was hit during the batch, its errno in
+        that batch is the harness's trouble, not the kernel's: the outcome says which."""
+        after = limit_events()
+        for events, counter, errno_name, outcome in LIMITS:
+            if after[events] <= before[events]:
+                continue
+            for i in indices:
+                if (seen := results[i]) is not None and seen.observed == errno_name:
+                    results[i] = Outcome(outcome, f"{errno_name}: {events} {counter} rose during the batch")
 
     def _run_batch(self, cases: Sequence[Case], indices: range, results: list[Outcome | None], cgroup_fd: int) -> None:
         blob = encode_batch(cases[i] for i in indices)
@@ -216,6 +282,8 @@ class Sandbox:
         self.isolation = ISOLATION.get(info.isolation, self.isolation)
         self.executors += info.executors
         if info.error:
-            raise HarnessError(f"executor: {os.strerror(info.error)}")
+            hit = [f"{events} {counter}" for events, counter, _, _ in LIMITS if limit_events()[events] > self._limits[events]]
+            why = f" (the caller's cgroup limit was hit: {', '.join(hit)} rose)" if hit else ""
+            raise HarnessError(f"executor: {os.strerror(info.error)}{why}")
         if info.done != len(indices):
             raise HarnessError(f"executor: stopped with {len(indices) - info.done} cases not run")

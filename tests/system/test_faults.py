@@ -1,0 +1,152 @@
+"""The fault matrix: an operator's bad day, one row a test. Each injects the fault, then
+checks the exit status, the message, that nothing is left behind (processes, zombies,
+cgroups), and that what was found is intact."""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from ..command import ROOT
+
+WORKER = "clone3_fuzz.campaign.target"
+
+
+def _spawn(*args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen([sys.executable, "-m", "clone3_fuzz", *args], cwd=ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+
+
+def _workers_left(out: Path) -> list[int]:
+    """Processes of a campaign writing into ``out`` (workers, and the executors they fork)."""
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+            environ = Path(f"/proc/{pid}/environ").read_bytes()
+        except OSError:
+            continue
+        if WORKER.encode() in cmdline and f"CLONE3_FUZZ_OUT={out}".encode() in environ:
+            found.append(int(pid))
+    return found
+
+
+def _started(out: Path, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and not list((out / "stats").glob("worker-*.json")):
+        time.sleep(0.2)
+
+
+@pytest.mark.parametrize("number", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP])
+def test_a_stop_signal_ends_a_campaign_cleanly(tmp_path: Path, number: int) -> None:
+    out = tmp_path / "out"
+    process = _spawn("fuzz", "--time", "120", "--out", str(out), "--corpus", str(tmp_path / "corpus"))
+    _started(out)
+    process.send_signal(number)
+    stdout, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130, stdout + stderr
+    assert "campaign:" in stdout and json.loads((out / "campaign.json").read_text())["interrupted"]
+    assert list((out / "artifacts").iterdir()) == []  # no crash artifact from the stop
+    time.sleep(1)
+    assert _workers_left(out) == []
+
+
+def test_a_killed_campaign_leaves_nothing_running(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    process = _spawn("fuzz", "--time", "120", "--out", str(out), "--corpus", str(tmp_path / "corpus"))
+    _started(out)
+    process.kill()
+    process.communicate(timeout=30)
+    deadline = time.monotonic() + 5
+    while _workers_left(out) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert _workers_left(out) == []
+
+
+def test_a_stopped_worker_does_not_stretch_the_time(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    began = time.monotonic()
+    process = _spawn("fuzz", "--time", "12", "--out", str(out), "--corpus", str(tmp_path / "corpus"))
+    _started(out)
+    for pid in _workers_left(out):
+        os.kill(pid, signal.SIGSTOP)
+    stdout, stderr = process.communicate(timeout=60)
+    assert process.returncode in (0, 1), stdout + stderr
+    assert time.monotonic() - began < 12 + 20  # start-up, the grace period, the summary
+    assert _workers_left(out) == []
+
+
+def _pids_controller() -> Path | None:
+    """A folder where this test may set pids.max: a v1 pids hierarchy or cgroup v2."""
+    for line in Path("/proc/self/mountinfo").read_text().splitlines():
+        left, _, right = line.partition(" - ")
+        kind, options = right.split()[0], right.split()[-1]
+        mount = Path(left.split()[4])
+        if (kind == "cgroup" and "pids" in options.split(",")) or \
+                (kind == "cgroup2" and "pids" in (mount / "cgroup.controllers").read_text().split()):
+            return mount
+    return None
+
+
+def test_a_pids_limit_is_the_harness_s_trouble_not_the_kernel_s(tmp_path: Path) -> None:
+    mount = _pids_controller()
+    if os.geteuid() != 0 or mount is None:
+        pytest.skip("needs root and a pids controller")
+    group = mount / f"clone3-fuzz-test-{os.getpid()}"
+    group.mkdir()
+    try:
+        (group / "pids.max").write_text("4\n")
+        script = f'echo $$ > {group}/cgroup.procs && exec "$@"'
+        done = subprocess.run(["/bin/sh", "-c", script, "sh", sys.executable, "-m", "clone3_fuzz", "ci", "--time", "10",
+                               "--report", str(tmp_path / "report")], cwd=ROOT, capture_output=True, text=True,
+                              timeout=120)
+        assert done.returncode == 2, done.stdout + done.stderr
+        assert "pids.events max rose" in done.stdout and "not judged" in done.stdout
+        report = json.loads((tmp_path / "report" / "report.json").read_text())
+        assert report["findings"] == [] and report["status"] == "harness-error"
+        assert list((tmp_path / "report" / "artifacts").iterdir()) == []
+    finally:
+        for _ in range(50):
+            try:
+                group.rmdir()
+                break
+            except OSError as e:
+                if e.errno != errno.EBUSY:
+                    raise
+                time.sleep(0.1)
+
+
+@pytest.mark.parametrize(("content", "message"), [
+    (b'{"size": 88, "size": 4097}\n', "size: duplicate key"),
+    (b"[" * 3000 + b"]" * 3000 + b"\n", "nested more than 8 deep"),
+    (b'{"size": ' + b"9" * 5000 + b"}\n", "an integer of 5000 digits"),
+    (b'{"size": 88, "note": "\xff"}\n', "not UTF-8 at byte 22"),
+])
+def test_bad_case_files_are_one_line_and_exit_2(tmp_path: Path, content: bytes, message: str) -> None:
+    path = tmp_path / "cases.jsonl"
+    path.write_bytes(content)
+    done = subprocess.run([sys.executable, "-m", "clone3_fuzz", "run", "-f", str(path)], cwd=ROOT, capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 2 and done.stderr.splitlines() == [f"clone3-fuzz: {path}:1: " + done.stderr.split(": ", 2)[2].strip()]
+    assert message in done.stderr and done.stdout == ""
+
+
+@pytest.mark.parametrize(("args", "stdin", "message"), [
+    (("run", "-f", "/dev/zero"), None, "line too long"),
+    (("run", "-"), "closed", "stdin: closed"),
+    (("run", "-f", "/"), None, "/: Is a directory"),
+])
+def test_bad_streams_are_one_line_and_exit_2(args: tuple[str, ...], stdin: str | None, message: str) -> None:
+    done = subprocess.run([sys.executable, "-m", "clone3_fuzz", *args], cwd=ROOT, capture_output=True, text=True,
+                          timeout=60, stdin=subprocess.DEVNULL if stdin is None else None,
+                          **({"pass_fds": ()} if stdin is None else {"preexec_fn": lambda: os.close(0)}))
+    assert done.returncode == 2 and len(done.stderr.splitlines()) == 1 and message in done.stderr, done.stderr
