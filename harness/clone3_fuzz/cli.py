@@ -368,7 +368,8 @@ def cmd_ci(args: argparse.Namespace) -> int:
     junit = str(Path(args.junit).resolve()) if args.junit else None
     lines: list[str] = []
     code = ci.run(args.time, folder, junit, kernel=args.kernel, fault=args.fault,
-                  log=lines.append if args.json else print, progress=_status_line)
+                  log=lines.append if args.json else print, progress=_status_line,
+                  warn=lambda text: print(f"clone3-fuzz: warning: {text}", file=sys.stderr))
     if args.json:
         print((folder / "report.json").read_text(), end="")
     return code
@@ -565,5 +566,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("clone3-fuzz: interrupted", file=sys.stderr)
         return ExitStatus.INTERRUPTED
+    except OSError as e:  # a full disk, a read-only folder, too many open files...
+        where = f"{e.filename}: " if e.filename else ""
+        _die(f"{where}{e.strerror or e}; what was saved before is kept")
     except Exception as e:  # noqa: BLE001 - anything unforeseen still ends in one line
         _internal_error(e)

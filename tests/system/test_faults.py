@@ -150,3 +150,43 @@ def test_bad_streams_are_one_line_and_exit_2(args: tuple[str, ...], stdin: str |
                           timeout=60, stdin=subprocess.DEVNULL if stdin is None else None,
                           **({"pass_fds": ()} if stdin is None else {"preexec_fn": lambda: os.close(0)}))
     assert done.returncode == 2 and len(done.stderr.splitlines()) == 1 and message in done.stderr, done.stderr
+
+
+def test_a_full_disk_is_one_line_and_keeps_what_was_saved(tmp_path: Path) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("needs root to mount a small tmpfs")
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=40k", "tmpfs", str(disk)], check=True)
+    try:
+        done = subprocess.run([sys.executable, "-m", "clone3_fuzz", "ci", "--time", "8", "--report", str(disk / "r")],
+                              cwd=ROOT, capture_output=True, text=True, timeout=120)
+        assert done.returncode == 2, done.stdout + done.stderr
+        assert done.stderr.splitlines()[-1].endswith("No space left on device; what was saved before is kept")
+        assert not [p for p in (disk / "r").iterdir() if ".tmp" in p.name]  # no half-written file
+        json.loads((disk / "r" / "report.json").read_text())  # the last good copy is whole
+    finally:
+        subprocess.run(["umount", str(disk)], check=True)
+
+
+def test_two_campaigns_never_share_an_out_folder(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    first = _spawn("fuzz", "--time", "20", "--out", str(out), "--corpus", str(tmp_path / "c1"))
+    _started(out)
+    second = subprocess.run([sys.executable, "-m", "clone3_fuzz", "fuzz", "--time", "5", "--out", str(out),
+                             "--corpus", str(tmp_path / "c2")], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    first.send_signal(signal.SIGINT)
+    first.communicate(timeout=60)
+    assert second.returncode == 2 and len(second.stderr.splitlines()) == 1
+    assert "another campaign is using it" in second.stderr
+
+
+def test_a_half_written_finding_is_set_aside_and_saved_again(tmp_path: Path) -> None:
+    broken = tmp_path / "report" / "findings" / "size.over_page--over-page"
+    broken.mkdir(parents=True)
+    (broken / "hits").write_text("left by an older run\n")
+    done = subprocess.run([sys.executable, "-m", "clone3_fuzz", "ci", "--time", "8", "--fault", "oversize-einval",
+                           "--report", str(tmp_path / "report")], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "set aside" in done.stderr and (broken / "finding.json").exists()
+    assert json.loads((broken / "finding.json").read_text())["status"] == "confirmed"

@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from ..atomic import write_text
 from ..model.profile import Profile
 from . import environment, repro
 from .finding import (
@@ -70,6 +71,24 @@ class Store:
         self.signature_of: dict[tuple[str, ...], str] = {}
         self.pending: dict[str, _Pending] = {}
         os.makedirs(self.root, exist_ok=True)
+        self.warnings = self._set_aside_incomplete()
+
+    def _set_aside_incomplete(self) -> list[str]:
+        """A folder without its finding.json (left by an older version, or by hand) would
+        swallow every later sighting of its signature: it is renamed aside, so that the
+        finding is saved again, whole."""
+        warnings = []
+        for name in sorted(os.listdir(self.root)):
+            folder = os.path.join(self.root, name)
+            if name.startswith(".") or not os.path.isdir(folder) or os.path.exists(os.path.join(folder, "finding.json")):
+                continue
+            aside = os.path.join(self.root, f".incomplete-{name}-{os.getpid()}")
+            try:
+                os.rename(folder, aside)
+            except OSError:
+                continue  # another worker moved it first
+            warnings.append(f"{folder}: no finding.json; set aside as {aside}, to be saved again")
+        return warnings
 
     def known(self, finding: Finding) -> bool:
         """Whether a finding of this signature is saved already (by any worker)."""
@@ -150,7 +169,7 @@ class Store:
                 merged["observed"] = dict(Counter(merged.get("observed", {})) + pending.observed)
                 merged.setdefault("first", pending.examples[:EXAMPLES])
                 merged["last"] = (merged.get("last", []) + pending.examples)[-EXAMPLES:]
-                _write(os.path.join(folder, "sightings.json"), json.dumps(merged, indent=2) + "\n")
+                write_text(os.path.join(folder, "sightings.json"), json.dumps(merged, indent=2) + "\n")
             del self.pending[signature]
 
     def signatures(self) -> list[str]:
@@ -167,13 +186,6 @@ def gather(root: str) -> list[dict[str, Any]]:
         with open(os.path.join(folder, "finding.json")) as f:
             meta = json.load(f)
         sightings = read_sightings(folder)
-        _write(os.path.join(folder, "finding.md"), markdown(meta, sightings))
+        write_text(os.path.join(folder, "finding.md"), markdown(meta, sightings))
         found.append({**meta, "sightings": sightings})
     return found
-
-
-def _write(path: str, text: str) -> None:
-    """Whole or not at all: a reader never sees half a file."""
-    with open(path + ".tmp", "w") as f:
-        f.write(text)
-    os.replace(path + ".tmp", path)

@@ -10,6 +10,7 @@ before it moves on.
 from __future__ import annotations
 
 import ctypes
+import fcntl
 import io
 import json
 import os
@@ -22,6 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, TextIO
 
+from ..atomic import write_text
+from ..exit_status import HarnessError
 from ..model.case import CaseError, read_jsonl
 from .corpus import SEEDS
 from .finding import CONFIRMED, list_signatures
@@ -142,6 +145,7 @@ def run(seconds: int, jobs: int, corpus: Path, out: Path, seed: int, kernel: str
     """One campaign of ``seconds``; returns its statistics. ^C (and SIGTERM, SIGHUP, which
     the command line turns into it) ends it early, as cleanly: ``stats.interrupted``."""
     out.mkdir(parents=True, exist_ok=True)
+    lock = _lock(out)
     (out / "logs").mkdir(exist_ok=True)
     (out / "artifacts").mkdir(exist_ok=True)
     problems = _seed(corpus)
@@ -188,20 +192,21 @@ def run(seconds: int, jobs: int, corpus: Path, out: Path, seed: int, kernel: str
         _stop(slots)
         for slot in slots:
             slot.log.close()
+        lock.close()
     stats = _collect(out, corpus, started)
     gather(str(out / "findings"))  # each finding.md gets its final counts
     stats.corpus_problems = problems
     stats.restarts = restarts
     stats.interrupted = interrupted
     stats.failed_workers = [slot.index for slot in slots if slot.restarts > RESTARTS]
-    _write_json(out / "campaign.json", {
+    write_text(out / "campaign.json", json.dumps({
         "seconds": stats.seconds, "jobs": jobs, "seed": seed, "kernel": kernel, "fault": fault,
         "inputs": stats.inputs, "cases": stats.cases, "relation_checks": stats.checks, "rate": stats.rate,
         "corpus": stats.corpus, "corpus_dir": str(corpus), "findings": stats.findings,
         "confirmed": stats.confirmed, "flaky": stats.flaky, "rules": dict(stats.rules),
         "failed_workers": stats.failed_workers, "restarts": restarts, "interrupted": interrupted,
         "harness": dict(stats.harness),
-    })
+    }, indent=2) + "\n")
     return stats
 
 
@@ -246,11 +251,21 @@ def _stop(slots: list[_Slot]) -> None:
             process.wait()
 
 
-def _write_json(path: Path, data: dict[str, object]) -> None:
-    """Whole or not at all, so that a full disk leaves the last good copy."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2) + "\n")
-    os.replace(tmp, path)
+def _lock(out: Path) -> TextIO:
+    """Holds ``out`` for this campaign; a second one on the same folder would overwrite its
+    stats and campaign.json, so it is refused in one line."""
+    lock = open(out / ".campaign.lock", "a+")
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        lock.seek(0)
+        holder = lock.read().strip() or "another process"
+        lock.close()
+        raise HarnessError(f"--out {out}: another campaign is using it ({holder})") from None
+    lock.truncate(0)
+    lock.write(f"pid {os.getpid()}\n")
+    lock.flush()
+    return lock
 
 
 def worker_log_tail(out: Path, index: int, lines: int = 5) -> str:

@@ -10,15 +10,17 @@ import json
 import os
 import random
 import signal
+import sys
 import time
 import zlib
 from collections import Counter
 from dataclasses import dataclass, field
 
+from ..atomic import write_text
+from ..exit_status import HarnessError
 from ..model import profile as profiles
 from ..model.verdict import evaluate
 from ..runtime.probe import live_profile, probe
-from ..exit_status import HarnessError
 from ..runtime.sandbox import Sandbox
 from .decode import decode
 from .finding import from_result, from_violation
@@ -71,6 +73,8 @@ class Worker:
         profile = profiles.named(kernel, live) if kernel else live
         os.makedirs(os.path.join(out, "stats"), exist_ok=True)
         store = Store(out, profile, fault=fault, caller=measured.privilege.summary())
+        for warning in store.warnings:
+            print(f"clone3-fuzz: warning: {warning}", file=sys.stderr, flush=True)
         worker = cls(sandbox, profile, store, os.path.join(out, "stats", f"worker-{index}.json"), stopping=bool(stopping))
         for number in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             signal.signal(number, worker.stop)
@@ -121,6 +125,4 @@ class Worker:
                  "new_findings": self.new_findings, "flaky": self.flaky,
                  "harness": dict(self.harness.most_common(20)), "seconds": self.written - self.started,
                  "executors": self.sandbox.executors, "rules": dict(self.rules)}
-        with open(self.stats_path + ".tmp", "w") as f:
-            json.dump(stats, f)
-        os.replace(self.stats_path + ".tmp", self.stats_path)
+        write_text(self.stats_path, json.dumps(stats))

@@ -103,9 +103,11 @@ def _replay(named: list[tuple[str, Case]], sandbox: Sandbox, profile: profiles.P
 
 
 def run(seconds: int, report_dir: Path, junit: str | None, kernel: str | None = None, fault: str | None = None,
-        log: Callable[[str], object] = print, progress: Callable[[str], object] = lambda text: None) -> int:
+        log: Callable[[str], object] = print, progress: Callable[[str], object] = lambda text: None,
+        warn: Callable[[str], object] = lambda text: None) -> int:
     """The CI job into ``report_dir``; returns its exit status. ``log`` gets the closing
-    summary lines, ``progress`` a line at each step and every few seconds of the campaign."""
+    summary lines, ``progress`` a line at each step and every few seconds of the campaign,
+    ``warn`` what was repaired on the way (each also in the report's problems)."""
     started = time.monotonic()
     deadline = started + seconds
     sandbox = Sandbox(fault=fault)
@@ -138,6 +140,9 @@ def run(seconds: int, report_dir: Path, junit: str | None, kernel: str | None = 
         named, regressions, problems = _replay_cases(SEEDS)
         data["problems"] = problems
         store = Store(str(report_dir), profile, fault=fault, caller=measured.privilege.summary())
+        for warning in store.warnings:
+            warn(warning)
+            data["problems"].append(warning)
         progress(f"ci: replaying {len(named)} corpus cases with every relation")
         evaluation = _replay(named, sandbox, profile, store, data)
         # A regression entry is judged on what repeated: a flaky outcome says nothing.

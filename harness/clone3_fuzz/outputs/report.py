@@ -14,6 +14,8 @@ import xml.etree.ElementTree as ET
 from collections import Counter
 from typing import Any
 
+from ..atomic import write_text
+
 COLOURS = {
     "success": "#4caf50", "EINVAL": "#ff9800", "E2BIG": "#2196f3", "EFAULT": "#9c27b0", "EPERM": "#f44336",
     "ENOSYS": "#000000", "EBADF": "#795548", "EEXIST": "#607d8b", "ENOSPC": "#e91e63", "EAGAIN": "#00bcd4",
@@ -25,17 +27,11 @@ def write_all(report: dict[str, Any], folder: str, junit: str | None) -> None:
     """report.json, report.md and report.html into ``folder``, and JUnit XML at ``junit``;
     each file whole or not at all."""
     os.makedirs(folder, exist_ok=True)
-    _write(os.path.join(folder, "report.json"), json.dumps(report, indent=2) + "\n")
-    _write(os.path.join(folder, "report.md"), markdown(report))
-    _write(os.path.join(folder, "report.html"), page(report))
+    write_text(os.path.join(folder, "report.json"), json.dumps(report, indent=2) + "\n")
+    write_text(os.path.join(folder, "report.md"), markdown(report))
+    write_text(os.path.join(folder, "report.html"), page(report))
     if junit:
-        _write(junit, junit_xml(report))
-
-
-def _write(path: str, text: str) -> None:
-    with open(path + ".tmp", "w") as f:
-        f.write(text)
-    os.replace(path + ".tmp", path)
+        write_text(junit, junit_xml(report))
 
 
 def _headline(report: dict[str, Any]) -> str:
