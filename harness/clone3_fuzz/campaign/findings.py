@@ -80,14 +80,14 @@ class Store:
         warnings = []
         for name in sorted(os.listdir(self.root)):
             folder = os.path.join(self.root, name)
-            if name.startswith(".") or not os.path.isdir(folder) or os.path.exists(os.path.join(folder, "finding.json")):
+            if name.startswith(".") or not os.path.isdir(folder) or _readable_finding(folder):
                 continue
             aside = os.path.join(self.root, f".incomplete-{name}-{os.getpid()}")
             try:
                 os.rename(folder, aside)
             except OSError:
                 continue  # another worker moved it first
-            warnings.append(f"{folder}: no finding.json; set aside as {aside}, to be saved again")
+            warnings.append(f"{folder}: no readable finding.json; set aside as {aside}, to be saved again")
         return warnings
 
     def known(self, finding: Finding) -> bool:
@@ -177,12 +177,22 @@ class Store:
         return list_signatures(self.root)
 
 
+def _readable_finding(folder: str) -> bool:
+    try:
+        with open(os.path.join(folder, "finding.json")) as f:
+            return isinstance(json.load(f), dict)
+    except (OSError, ValueError):
+        return False
+
+
 def gather(root: str) -> list[dict[str, Any]]:
     """Every saved finding under ``root`` with its sightings, each ``finding.md`` rewritten
     with the final counts."""
     found = []
     for signature in list_signatures(root):
         folder = os.path.join(root, signature)
+        if not _readable_finding(folder):
+            continue  # broken since it was saved (by hand, a disk error): the next run redoes it
         with open(os.path.join(folder, "finding.json")) as f:
             meta = json.load(f)
         sightings = read_sightings(folder)

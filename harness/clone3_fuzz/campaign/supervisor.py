@@ -69,7 +69,11 @@ def _seed(corpus: Path) -> list[str]:
                 (corpus / f"seed-{number:04d}").write_text(line + "\n")
     problems = []
     for path in sorted(corpus.iterdir()):
-        data = path.read_bytes()
+        try:
+            data = path.read_bytes()
+        except OSError as e:  # a subdirectory, a dangling or looping link, an unreadable file
+            problems.append(f"{path}: {e.strerror} (skipped)")
+            continue
         if data.startswith(b"{"):
             with io.BytesIO(data) as stream:
                 problems += [f"{error} (skipped)" for _, error in read_jsonl(stream, str(path))

@@ -76,6 +76,7 @@ class ScratchCgroup:
         name = f"clone3-fuzz-{os.getpid()}-{next(self._serial)}"
         # Our own cgroup first (it may be delegated to us), then the root of the hierarchy.
         for parent in dict.fromkeys((os.path.join(mount, own.lstrip("/")), mount)):
+            _remove_orphans(parent)
             path = os.path.join(parent, name)
             try:
                 os.mkdir(path)
@@ -151,6 +152,23 @@ def limit_events() -> dict[str, int]:
             except (OSError, ValueError):
                 continue
     return counts
+
+
+def _remove_orphans(parent: str) -> None:
+    """Scratch cgroups whose run was killed before it could remove them (SIGKILL): the
+    pid in their name is gone, and so are their processes."""
+    try:
+        names = os.listdir(parent)
+    except OSError:
+        return
+    for name in names:
+        parts = name.split("-")
+        if len(parts) == 4 and name.startswith("clone3-fuzz-") and parts[2].isdigit():
+            if not os.path.exists(f"/proc/{parts[2]}"):
+                try:
+                    os.rmdir(os.path.join(parent, name))
+                except OSError:
+                    pass
 
 
 def _fault_names() -> dict[str, tuple[int, str]]:
