@@ -36,6 +36,8 @@ def _simpler(case: Case) -> list[Case]:
     out += [replace(case, tail={k: v for k, v in case.tail.items() if k != offset}) for offset in case.tail]
     if case.memory != "mapped":
         out.append(replace(case, memory="mapped", readable=None))
+    if case.memory == "guard" and case.placed_readable:
+        out += [replace(case, readable=n) for n in (0, case.placed_readable // 2)]  # fewer bytes mapped
     flags = case.values.get("flags", 0)
     bits = [1 << b for b in range(64) if flags >> b & 1]
     if len(bits) > 1:
