@@ -10,6 +10,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -190,3 +191,105 @@ def test_a_half_written_finding_is_set_aside_and_saved_again(tmp_path: Path) -> 
     assert done.returncode == 1, done.stdout + done.stderr
     assert "set aside" in done.stderr and (broken / "finding.json").exists()
     assert json.loads((broken / "finding.json").read_text())["status"] == "confirmed"
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for entry in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        if int(stat[stat.rindex(")") + 2:].split()[1]) == pid:
+            found.append(int(entry))
+    return found
+
+
+def test_an_executor_killed_from_outside_is_no_finding(tmp_path: Path) -> None:
+    cases = tmp_path / "cases.jsonl"
+    cases.write_text('{"size": 88, "exit_signal": 17}\n' * 30000)
+    process = _spawn("run", "--json", "-f", str(cases))
+    killed = 0
+    deadline = time.monotonic() + 30
+    while not killed and time.monotonic() < deadline:
+        for reaper in _children(process.pid):
+            for executor in _children(reaper):
+                os.kill(executor, signal.SIGKILL)
+                killed += 1
+        time.sleep(0.05)
+    stdout, stderr = process.communicate(timeout=300)
+    assert killed and process.returncode == 0, stderr
+    verdicts = {json.loads(line)["verdict"] for line in stdout.splitlines()}
+    assert verdicts == {"agree"}  # the killed case was run again, and judged on its real answer
+
+
+def test_unreadable_corpus_entries_are_named_and_skipped(tmp_path: Path) -> None:
+    corpus = tmp_path / "corpus"
+    (corpus / "subdir").mkdir(parents=True)
+    (corpus / "dangling").symlink_to(tmp_path / "nowhere")
+    (corpus / "loop").symlink_to(corpus / "loop")
+    (corpus / "good").write_text('{"size": 4097}\n')
+    done = subprocess.run([sys.executable, "-m", "clone3_fuzz", "fuzz", "--time", "3", "--corpus", str(corpus),
+                           "--out", str(tmp_path / "out")], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    for name, why in (("subdir", "Is a directory"), ("dangling", "No such file"), ("loop", "Too many levels")):
+        assert f"{corpus / name}: {why}" in done.stderr
+
+
+def test_a_corrupt_finding_json_costs_nothing_else(tmp_path: Path) -> None:
+    broken = tmp_path / "report" / "findings" / "size.over_page--over-page"
+    broken.mkdir(parents=True)
+    (broken / "finding.json").write_text('{"signature": "size.over_pa')
+    done = subprocess.run([sys.executable, "-m", "clone3_fuzz", "ci", "--time", "8", "--report", str(tmp_path / "report")],
+                          cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "set aside" in done.stderr and json.loads((tmp_path / "report" / "report.json").read_text())["status"] == "agree"
+
+
+@pytest.mark.parametrize("what", ["a file", "read-only"])
+def test_an_unusable_out_folder_is_one_line(tmp_path: Path, what: str) -> None:
+    out = tmp_path / "out"
+    if what == "a file":
+        out.write_text("not a folder")
+    else:
+        out.mkdir()
+        out.chmod(0o500)
+    prefix = NOBODY if os.geteuid() == 0 and what == "read-only" else []  # root may write anyway
+    if prefix:
+        tmp_path.chmod(0o755)
+    done = subprocess.run([*prefix, sys.executable, "-m", "clone3_fuzz", "fuzz", "--time", "3", "--out", str(out),
+                           "--corpus", str(tmp_path / "corpus")], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and len(done.stderr.splitlines()) == 1 and str(out) in done.stderr, done.stderr
+
+
+def test_two_ci_runs_at_once_never_share_a_report(tmp_path: Path) -> None:
+    runs = [subprocess.Popen([sys.executable, "-m", "clone3_fuzz", "ci", "--time", "8"], cwd=tmp_path,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                             env={**os.environ, "PYTHONPATH": str(ROOT / "harness")}) for _ in range(2)]
+    outputs = [run.communicate(timeout=120) for run in runs]
+    assert [run.returncode for run in runs] == [0, 0], outputs
+    folders = [line.split()[1].rsplit("/", 1)[0] for stdout, _ in outputs for line in stdout.splitlines()
+               if line.startswith("report: ")]
+    assert len(set(folders)) == 2
+    assert (tmp_path / "reports" / "latest").resolve().as_posix() in folders
+
+
+NOBODY = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all"]
+
+
+def test_an_unprivileged_campaign_stops_cleanly_too() -> None:
+    if os.geteuid() != 0:
+        pytest.skip("needs root to switch to uid 65534")
+    tmp_path = Path(tempfile.mkdtemp(prefix="clone3-fuzz-nobody-"))  # pytest's own is private to root
+    tmp_path.chmod(0o777)
+    out = tmp_path / "out"
+    process = subprocess.Popen([*NOBODY, sys.executable, "-m", "clone3_fuzz", "fuzz", "--time", "120", "--out", str(out),
+                                "--corpus", str(tmp_path / "corpus")], cwd=ROOT, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    _started(out)
+    process.send_signal(signal.SIGTERM)
+    stdout, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130, stdout + stderr
+    assert list((out / "artifacts").iterdir()) == []
+    time.sleep(1)
+    assert _workers_left(out) == []
