@@ -66,7 +66,7 @@ def test_distinguishing_cases_agree_with_both_profiles(obj: dict[str, Any], obse
 
 
 def test_the_seed_corpus_agrees(sandbox: Sandbox, live: profiles.Profile) -> None:
-    with open(SEEDS) as f:
+    with open(SEEDS, "rb") as f:
         named = list(read_jsonl(f, "seeds.jsonl"))
     evaluation = evaluate(named, sandbox, live, relations=True)  # type: ignore[arg-type]
     assert [r.to_json() for r in evaluation.discrepancies] == []

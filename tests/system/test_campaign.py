@@ -28,7 +28,7 @@ def _complete(folder: Path) -> bool:
 
 
 def test_a_campaign_starts_and_stops(tmp_path: Path) -> None:
-    done = clone3_fuzz("fuzz", "--time", "3", "--out", str(tmp_path / "out"), "--corpus", str(tmp_path / "corpus"))
+    done = clone3_fuzz("fuzz", "--time", "6", "--out", str(tmp_path / "out"), "--corpus", str(tmp_path / "corpus"))
     assert done.returncode == 0, done.stdout + done.stderr
     summary = json.loads((tmp_path / "out" / "campaign.json").read_text())
     assert summary["cases"] > 0 and summary["findings"] == [] and summary["failed_workers"] == []
@@ -36,7 +36,7 @@ def test_a_campaign_starts_and_stops(tmp_path: Path) -> None:
 
 
 def test_two_jobs_share_a_corpus(tmp_path: Path) -> None:
-    done = clone3_fuzz("fuzz", "--time", "3", "--jobs", "2", "--out", str(tmp_path / "out"),
+    done = clone3_fuzz("fuzz", "--time", "6", "--jobs", "2", "--out", str(tmp_path / "out"),
                        "--corpus", str(tmp_path / "corpus"))
     assert done.returncode == 0, done.stdout + done.stderr
     stats = sorted(p.name for p in (tmp_path / "out" / "stats").iterdir())
@@ -49,7 +49,7 @@ def test_corrupt_corpus_entries_are_named_and_skipped(tmp_path: Path) -> None:
     corpus.mkdir()
     (corpus / "bad").write_text('{"size": 88, "bogus": 1}\n')
     (corpus / "good").write_text('{"size": 4097}\n')
-    done = clone3_fuzz("fuzz", "--time", "2", "--out", str(tmp_path / "out"), "--corpus", str(corpus))
+    done = clone3_fuzz("fuzz", "--time", "5", "--out", str(tmp_path / "out"), "--corpus", str(corpus))
     assert done.returncode == 0, done.stdout + done.stderr
     assert f"clone3-fuzz: {corpus}/bad:1: bogus: unknown key (skipped)" in done.stderr.splitlines()
     assert json.loads((tmp_path / "out" / "campaign.json").read_text())["cases"] > 0
