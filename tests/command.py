@@ -7,6 +7,8 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+#: The prefix that runs a command as uid 65534 with no capabilities.
+NOBODY = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all"]
 
 
 def clone3_fuzz(*args: str, prefix: tuple[str, ...] = (), stdin: str = "",

@@ -4,18 +4,12 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import subprocess
-import sys
-import tempfile
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
-from ..command import ROOT, clone3_fuzz
+from ..command import clone3_fuzz
 
-NOBODY = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all"]
 
 
 def test_run_prints_outcome_verdict_rule_and_case() -> None:

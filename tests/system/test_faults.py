@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from ..command import ROOT
+from ..command import NOBODY, ROOT
 
 WORKER = "clone3_fuzz.campaign.target"
 
@@ -273,8 +273,6 @@ def test_two_ci_runs_at_once_never_share_a_report(tmp_path: Path) -> None:
     assert len(set(folders)) == 2
     assert (tmp_path / "reports" / "latest").resolve().as_posix() in folders
 
-
-NOBODY = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all"]
 
 
 def test_an_unprivileged_campaign_stops_cleanly_too() -> None:

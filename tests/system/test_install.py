@@ -15,9 +15,7 @@ from typing import Iterator
 
 import pytest
 
-from ..command import ROOT
-
-NOBODY = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all"]
+from ..command import NOBODY, ROOT
 
 
 @pytest.fixture(scope="module")

@@ -13,9 +13,7 @@ from typing import Iterator
 
 import pytest
 
-from ..command import ROOT, clone3_fuzz
-
-NOBODY = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all"]
+from ..command import NOBODY, ROOT, clone3_fuzz
 
 
 def _nobody_can_run() -> str | None:
