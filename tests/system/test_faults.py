@@ -291,3 +291,24 @@ def test_an_unprivileged_campaign_stops_cleanly_too() -> None:
     assert list((out / "artifacts").iterdir()) == []
     time.sleep(1)
     assert _workers_left(out) == []
+
+
+def test_a_killed_run_leaves_no_scratch_cgroup_for_long(tmp_path: Path) -> None:
+    from clone3_fuzz.runtime.sandbox import cgroup2_mount
+
+    mount = cgroup2_mount()
+    if os.geteuid() != 0 or mount is None:
+        pytest.skip("needs root and a cgroup v2 hierarchy")
+    cases = tmp_path / "cases.jsonl"
+    cases.write_text('{"size": 88, "flags": "CLONE_INTO_CGROUP", "cgroup": "cgroup2"}\n' * 50000)
+    process = _spawn("run", "-f", str(cases))
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and not list(Path(mount).glob(f"clone3-fuzz-{process.pid}-*")):
+        time.sleep(0.05)
+    assert list(Path(mount).glob(f"clone3-fuzz-{process.pid}-*"))  # the run had made its scratch cgroup
+    process.kill()
+    process.communicate(timeout=30)
+    done = subprocess.run([sys.executable, "-m", "clone3_fuzz", "run", '{"size": 88, "flags": "CLONE_INTO_CGROUP", '
+                           '"cgroup": "cgroup2"}'], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert list(Path(mount).glob(f"clone3-fuzz-{process.pid}-*")) == []  # the next run removed it
