@@ -111,3 +111,18 @@ def test_selftest_detects_every_planted_fault(tmp_path: Path) -> None:
         assert 1 <= len(folders) <= 2, (fault, [f.name for f in folders])
         assert all(json.loads((f / "finding.json").read_text())["status"] == "confirmed" for f in folders), fault
     assert "0 reproducers fail without their fault" in done.stdout
+
+
+def test_libfuzzer_merge_by_hand_uses_this_interpreter(tmp_path: Path) -> None:
+    """-merge (like -fork and -jobs) starts argv[0] again: it must be this Python, with
+    atheris, not whatever `env python3` finds."""
+    seeds, merged = tmp_path / "in", tmp_path / "out"
+    seeds.mkdir()
+    merged.mkdir()
+    (seeds / "a").write_text('{"size": 88}\n')
+    (seeds / "b").write_text('{"size": 4097}\n')
+    done = subprocess.run([sys.executable, str(ROOT / "fuzz" / "clone3_target.py"), "-merge=1", str(merged), str(seeds)],
+                          capture_output=True, text=True, timeout=300, cwd=tmp_path,
+                          env={**os.environ, "CLONE3_FUZZ_OUT": str(tmp_path / "findings")})
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "No module named" not in done.stderr and len(list(merged.iterdir())) == 2

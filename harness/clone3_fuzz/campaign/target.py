@@ -14,9 +14,15 @@ visible from here. No process is forked from Python: the executor does it in C.
 
 from __future__ import annotations
 
+import hashlib
+import os
+import shlex
 import sys
+import tempfile
 
 import atheris
+
+from clone3_fuzz.atomic import write_text
 
 # Only what decides coverage-worthy behaviour: the sandbox and the executor would only slow it.
 with atheris.instrument_imports(include=["clone3_fuzz.campaign.decode", "clone3_fuzz.model.case",
@@ -24,10 +30,24 @@ with atheris.instrument_imports(include=["clone3_fuzz.campaign.decode", "clone3_
     from clone3_fuzz.campaign.worker import Worker
 
 
+def _self_command() -> str:
+    """An executable that runs this target with this very interpreter. libFuzzer's
+    -merge, -fork and -jobs start ``argv[0]`` again: the target's script would go through
+    its ``#!/usr/bin/env python3`` line and find a Python without atheris (and the merge
+    would then report "0 new files")."""
+    text = f"#!/bin/sh\nexec {shlex.quote(sys.executable)} -m clone3_fuzz.campaign.target \"$@\"\n"
+    digest = hashlib.sha1(text.encode()).hexdigest()[:12]
+    path = os.path.join(tempfile.gettempdir(), f"clone3-fuzz-target-{os.getuid()}-{digest}")
+    if not os.path.exists(path):
+        write_text(path, text)
+        os.chmod(path, 0o755)
+    return path
+
+
 def main() -> None:
     """Runs libFuzzer (through atheris) with ``sys.argv``'s flags on the worker's input."""
     worker = Worker.from_environment()
-    atheris.Setup(sys.argv, worker.test_one_input)
+    atheris.Setup([_self_command(), *sys.argv[1:]], worker.test_one_input)
     atheris.Fuzz()
 
 
