@@ -69,3 +69,9 @@ def test_runs_compare_by_signature() -> None:
     new = {"b": {"status": "confirmed"}, "c": {"status": "confirmed"}, "x": {"status": "confirmed"}}
     result = triage.compare(old, new)
     assert (result.new, result.fixed, result.still) == (["c", "x"], ["a"], ["b"])
+
+
+def test_coupled_fields_shrink_as_a_pair() -> None:
+    # Half of the pair fails stack.invalid (reference §1.4): only both at once can go.
+    steps = shrink._simpler(parse({"size": 64, "flags": "CLONE_DETACHED", "stack": "scratch", "stack_size": 1}))
+    assert parse({"size": 64, "flags": "CLONE_DETACHED"}) in steps

@@ -33,6 +33,12 @@ def _simpler(case: Case) -> list[Case]:
     for name in case.refs:
         out.append(replace(case, refs={k: v for k, v in case.refs.items() if k != name},
                            set_tid_pids=() if name == "set_tid" else case.set_tid_pids))
+    # Fields the kernel checks as a pair go as a pair: half of one fails a check of its own.
+    for pair in (("stack", "stack_size"), ("set_tid", "set_tid_size")):
+        if all(name in case.values or name in case.refs for name in pair):
+            out.append(replace(case, values={k: v for k, v in case.values.items() if k not in pair},
+                               refs={k: v for k, v in case.refs.items() if k not in pair},
+                               set_tid_pids=() if "set_tid" in pair else case.set_tid_pids))
     out += [replace(case, tail={k: v for k, v in case.tail.items() if k != offset}) for offset in case.tail]
     if case.memory != "mapped":
         out.append(replace(case, memory="mapped", readable=None))
