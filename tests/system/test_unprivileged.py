@@ -86,7 +86,8 @@ def test_unprivileged_oracle_properties(nobody: tuple[str, ...]) -> None:
     65534, where namespaces and set_tid answer EPERM."""
     env = {**os.environ, "CLONE3_FUZZ_SWEEP": "1000"}
     done = subprocess.run([*nobody, sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-                           "tests/live/test_oracle_live.py", "tests/live/test_regressions_live.py"],
+                           "tests/live/test_oracle_live.py", "tests/live/test_regressions_live.py",
+                           "tests/system/test_sweep.py"],
                           capture_output=True, text=True, timeout=600, cwd=ROOT, env=env)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
     assert " passed" in done.stdout.splitlines()[-1] and "failed" not in done.stdout.splitlines()[-1]
