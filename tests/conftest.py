@@ -14,7 +14,6 @@ from __future__ import annotations
 from typing import Any, Iterable
 
 import pytest
-
 from clone3_fuzz.model.case import Case, parse
 
 

@@ -11,7 +11,6 @@ import pytest
 from ..command import clone3_fuzz
 
 
-
 def test_run_prints_outcome_verdict_rule_and_case() -> None:
     done = clone3_fuzz("run", '{"size": 4097}', '{"size": 64, "memory": "guard"}')
     assert done.returncode == 0, done.stderr

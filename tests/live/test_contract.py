@@ -6,7 +6,6 @@ import os
 from typing import Any
 
 import pytest
-
 from clone3_fuzz.model import abi
 
 PAGE = os.sysconf("SC_PAGESIZE")

@@ -10,9 +10,13 @@ import time
 from typing import Iterator
 
 import pytest
-
 from clone3_fuzz.model.case import parse
-from clone3_fuzz.runtime.sandbox import Interrupted, Sandbox, ScratchCgroup, cgroup2_mount
+from clone3_fuzz.runtime.sandbox import (
+    Interrupted,
+    Sandbox,
+    ScratchCgroup,
+    cgroup2_mount,
+)
 
 from .proc import footprint
 

@@ -8,13 +8,12 @@ import os
 from typing import Any
 
 import pytest
-
 from clone3_fuzz.model import profile as profiles
-from clone3_fuzz.runtime.probe import live_profile
 from clone3_fuzz.model.case import parse, read_jsonl
 from clone3_fuzz.model.oracle import predict
-from clone3_fuzz.runtime.sandbox import Sandbox
 from clone3_fuzz.model.verdict import evaluate
+from clone3_fuzz.runtime.probe import live_profile
+from clone3_fuzz.runtime.sandbox import Sandbox
 
 SEEDS = os.path.join(os.path.dirname(__file__), "..", "..", "corpus", "seeds.jsonl")
 

@@ -5,11 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-
-from clone3_fuzz.model import profile as profiles
-from clone3_fuzz.runtime.probe import live_profile
 from clone3_fuzz.campaign.corpus import Regression, read_regressions
+from clone3_fuzz.model import profile as profiles
 from clone3_fuzz.model.oracle import predict
+from clone3_fuzz.runtime.probe import live_profile
 from clone3_fuzz.runtime.sandbox import Sandbox
 
 ENTRIES = [e for e in read_regressions() if isinstance(e, Regression)]

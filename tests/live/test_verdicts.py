@@ -4,19 +4,20 @@ minimization keeps a finding true, and every reproducer is checked where it runs
 
 from __future__ import annotations
 
+import json
 import random
 import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
-
-from clone3_fuzz.model import profile as profiles
-from clone3_fuzz.runtime.probe import live_profile
 from clone3_fuzz.campaign import repro
+from clone3_fuzz.campaign.finding import Finding
+from clone3_fuzz.model import profile as profiles
 from clone3_fuzz.model.case import parse
-from clone3_fuzz.runtime.sandbox import Sandbox
 from clone3_fuzz.model.verdict import evaluate
+from clone3_fuzz.runtime.probe import live_profile
+from clone3_fuzz.runtime.sandbox import Sandbox
 
 #: Cases whose outcome depends on machine state: a pid that may be in use at the innermost
 #: level (EEXIST) or free (then the outer level's pid_max decides), literal pointers that
@@ -90,3 +91,17 @@ def test_a_reproducer_builds_with_any_compiler_and_libc(compiler: str, tmp_path:
                            capture_output=True, text=True)
     assert build.returncode == 0, build.stderr
     assert subprocess.run([str(tmp_path / "r")], capture_output=True, text=True).stdout == "E2BIG\n"
+
+
+def test_sightings_keep_the_first_and_the_latest_cases(tmp_path: Path, live: profiles.Profile) -> None:
+    from clone3_fuzz.campaign.findings import EXAMPLES, Store
+
+    store = Store(str(tmp_path), live)
+    (tmp_path / "findings" / "sig").mkdir()
+    for size in range(4097, 4097 + 3 * EXAMPLES):
+        store._sight("sig", Finding("oracle", "size.over_page", parse({"size": size}), "EINVAL", ("E2BIG",)))
+    store.flush()
+    seen = json.loads((tmp_path / "findings" / "sig" / "sightings.json").read_text())
+    assert [e["case"]["size"] for e in seen["first"]] == list(range(4097, 4097 + EXAMPLES))
+    assert [e["case"]["size"] for e in seen["last"]] == list(range(4097 + 2 * EXAMPLES, 4097 + 3 * EXAMPLES))
+    assert seen["count"] == 3 * EXAMPLES

@@ -2,8 +2,8 @@
 
 import struct
 
-from clone3_fuzz.runtime._executor import ffi, lib
 from clone3_fuzz.model.case import parse
+from clone3_fuzz.runtime._executor import ffi, lib
 from clone3_fuzz.runtime.executor import decode_outcome, encode_case
 
 

@@ -12,7 +12,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from clone3_fuzz.runtime.sandbox import FAULTS, exec_with_fault
 
 from ..command import ROOT

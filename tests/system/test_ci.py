@@ -12,7 +12,6 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
-
 from clone3_fuzz.runtime.sandbox import exec_filtered
 
 from ..command import clone3_fuzz

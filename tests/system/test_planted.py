@@ -9,7 +9,6 @@ import shutil
 from pathlib import Path
 
 import pytest
-
 from clone3_fuzz.campaign import repro
 from clone3_fuzz.campaign.finding import Finding
 from clone3_fuzz.campaign.findings import Store

@@ -9,14 +9,13 @@ import random
 from collections import Counter
 
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
-
 from clone3_fuzz.model import profile as profiles
 from clone3_fuzz.model.verdict import evaluate
 from clone3_fuzz.runtime.probe import live_profile
 from clone3_fuzz.runtime.sandbox import Sandbox
 from clone3_fuzz.strategies import batches
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 SWEEP = int(os.environ.get("CLONE3_FUZZ_SWEEP", "3000"))
 BATCH = 50

@@ -1,5 +1,4 @@
 import pytest
-
 from clone3_fuzz.model import abi
 
 

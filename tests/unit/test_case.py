@@ -2,7 +2,6 @@ import io
 import json
 
 import pytest
-
 from clone3_fuzz.model import abi
 from clone3_fuzz.model.case import MAX_IMAGE, CaseError, loads, parse, read_jsonl
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 from clone3_fuzz.campaign import finding as findings
 from clone3_fuzz.campaign import minimize as shrink
 from clone3_fuzz.campaign import triage
-from clone3_fuzz.model.case import parse
 from clone3_fuzz.campaign.finding import Finding, expectation_problem, shape
+from clone3_fuzz.model.case import parse
 
 from .test_oracle import ROOT
 
@@ -75,3 +75,4 @@ def test_coupled_fields_shrink_as_a_pair() -> None:
     # Half of the pair fails stack.invalid (reference §1.4): only both at once can go.
     steps = shrink._simpler(parse({"size": 64, "flags": "CLONE_DETACHED", "stack": "scratch", "stack_size": 1}))
     assert parse({"size": 64, "flags": "CLONE_DETACHED"}) in steps
+

@@ -7,7 +7,6 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-
 from clone3_fuzz.model import abi
 from clone3_fuzz.model import profile as profiles
 from clone3_fuzz.model.case import parse

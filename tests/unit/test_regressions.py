@@ -5,10 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
+from clone3_fuzz.campaign.corpus import Regression, read_regressions
 from clone3_fuzz.model import profile as profiles
 from clone3_fuzz.model.case import CaseError
-from clone3_fuzz.campaign.corpus import Regression, read_regressions
 from clone3_fuzz.model.oracle import predict
 
 from .test_oracle import ROOT

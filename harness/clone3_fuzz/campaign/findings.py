@@ -56,7 +56,8 @@ class _Pending:
     observed: Counter[str] = field(default_factory=Counter)
     first_seen: str = ""
     last_seen: str = ""
-    examples: list[dict[str, Any]] = field(default_factory=list)
+    first: list[dict[str, Any]] = field(default_factory=list)  # the first EXAMPLES sightings
+    last: list[dict[str, Any]] = field(default_factory=list)  # the latest EXAMPLES
 
 
 class Store:
@@ -92,7 +93,10 @@ class Store:
 
     def known(self, finding: Finding) -> bool:
         """Whether a finding of this signature is saved already (by any worker)."""
-        return os.path.exists(os.path.join(self.root, finding.signature(self.profile.page_size), "finding.json"))
+        return self._saved(finding.signature(self.profile.page_size))
+
+    def _saved(self, signature: str) -> bool:
+        return os.path.exists(os.path.join(self.root, signature, "finding.json"))
 
     def record(self, finding: Finding, minimizer: Callable[[Finding], Finding]) -> bool:
         """Saves a new finding (minimized, its reproducer checked) or counts a sighting of
@@ -103,7 +107,7 @@ class Store:
         if signature is None:
             small = minimizer(finding)
             signature = self.signature_of[key] = small.signature(self.profile.page_size)
-            new = not os.path.exists(os.path.join(self.root, signature, "finding.json")) and self._save(signature, small)
+            new = not self._saved(signature) and self._save(signature, small)
         self._sight(signature, finding)
         if new:
             self.flush()
@@ -116,7 +120,9 @@ class Store:
         pending.observed[finding.observed] += 1
         pending.last_seen = now
         example = {"seen": now, "case": finding.case.to_json(), "observed": finding.observed}
-        pending.examples = (pending.examples + [example])[-EXAMPLES:]
+        if len(pending.first) < EXAMPLES:
+            pending.first.append(example)
+        pending.last = (pending.last + [example])[-EXAMPLES:]
 
     def _save(self, signature: str, small: Finding) -> bool:
         folder = Path(tempfile.mkdtemp(prefix=f".{signature[:40]}-", dir=self.root))
@@ -167,8 +173,8 @@ class Store:
                 merged.setdefault("first_seen", pending.first_seen)
                 merged["last_seen"] = pending.last_seen
                 merged["observed"] = dict(Counter(merged.get("observed", {})) + pending.observed)
-                merged.setdefault("first", pending.examples[:EXAMPLES])
-                merged["last"] = (merged.get("last", []) + pending.examples)[-EXAMPLES:]
+                merged.setdefault("first", pending.first)
+                merged["last"] = (merged.get("last", []) + pending.last)[-EXAMPLES:]
                 write_text(os.path.join(folder, "sightings.json"), json.dumps(merged, indent=2) + "\n")
             del self.pending[signature]
 
