@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import itertools
 import json
 import os
 import signal
@@ -194,7 +195,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     sandbox = _sandbox(args, "run")
     profile = _profile(args, sandbox)
     clean, done = True, 0
-    for named in _chain(first, chunks):
+    for named in itertools.chain([first], chunks):
         try:
             evaluation = evaluate(named, sandbox, profile, relations=args.relations)
         except Interrupted as stop:
@@ -218,17 +219,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     return ExitStatus.AGREE if clean else ExitStatus.DISAGREE
 
 
-def _chain(first: list[tuple[str, Case]], rest: Iterator[list[tuple[str, Case]]]) -> Iterator[list[tuple[str, Case]]]:
-    yield first
-    yield from rest
-
-
 def cmd_predict(args: argparse.Namespace) -> int:
     """``clone3-fuzz predict``: the oracle's answer for each case; nothing is run."""
     chunks = _cases(args)
     first = next(chunks)
     profile = _profile(args, Sandbox())
-    for named in _chain(first, chunks):
+    for named in itertools.chain([first], chunks):
         for where, case in named:
             prediction = oracle.predict(case, profile)
             if args.json:
