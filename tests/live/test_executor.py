@@ -7,6 +7,7 @@ import os
 import signal
 import threading
 import time
+from dataclasses import replace
 from typing import Iterator
 
 import pytest
@@ -44,9 +45,10 @@ def test_a_killed_executor_is_replaced_and_the_batch_completes() -> None:
     cases = [SUCCESS] * 6000
     result: list = []
     runner = threading.Thread(target=lambda: result.extend(sandbox.run(cases)))
+    others = set(_executors())  # of trees that earlier tests' sandboxes still hold
     runner.start()
     deadline = time.monotonic() + 10
-    while not (victims := _executors()) and time.monotonic() < deadline:
+    while not (victims := [p for p in _executors() if p not in others]) and time.monotonic() < deadline:
         time.sleep(0.01)
     time.sleep(0.1)
     os.kill(victims[0], signal.SIGKILL)
@@ -76,6 +78,10 @@ def test_a_case_that_never_finishes_times_out_and_the_batch_goes_on(frozen_cgrou
     outcomes = sandbox.run([SUCCESS, hang, SUCCESS])
     assert [o.observed for o in outcomes] == ["success", "harness-timeout", "success"]
     assert sandbox.executors == 2
+    # The frozen child died with its executor; the tree (reaper and executor) stays up,
+    # with the cgroup's fd that its cases name.
+    assert footprint() == replace(before, descendants=before.descendants + 2, fds=before.fds + 1)
+    sandbox.close()
     assert footprint() == before
 
 

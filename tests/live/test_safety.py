@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import signal
+from dataclasses import replace
 from typing import Any
 
 from clone3_fuzz.model import abi
@@ -24,6 +25,9 @@ def test_every_flag_bit_and_legacy_pair_leaves_nothing_behind() -> None:
     before = footprint()
     sandbox = Sandbox()
     outcomes = sandbox.run(cases)
+    # The tree stays up for the next batch: its reaper and executor, and nothing else.
+    assert footprint() == replace(before, descendants=before.descendants + 2)
+    sandbox.close()
     assert footprint() == before
     observed = {o.observed for o in outcomes}
     assert "success" in observed and "EINVAL" in observed

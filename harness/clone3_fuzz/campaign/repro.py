@@ -87,14 +87,15 @@ int main(int argc, char **argv)
 
 	if (NEEDS_CGROUP)
 		env.cgroup_fd = scratch_cgroup(argc > 1 ? argv[1] : NULL, made, sizeof(made));
-	tree = c3_tree_start(blob, sizeof(blob), NCASES, &env, &err);
-	if (!tree) {
+	tree = c3_tree_start(&env, sizeof(blob), NCASES, &err);
+	if (!tree || (err = c3_tree_post(tree, blob, sizeof(blob), NCASES))) {
 		fprintf(stderr, "cannot start the sandbox: %s\n", strerror(-err));
 		return 2;
 	}
 	while (c3_tree_wait(tree) == -EINTR)
 		;
-	c3_tree_finish(tree, out, &info, 0);
+	c3_tree_collect(tree, out, &info);
+	c3_tree_free(tree);
 	if (made[0])
 		for (int i = 0; i < 50 && rmdir(made) && errno == EBUSY; i++)
 			usleep(10000);

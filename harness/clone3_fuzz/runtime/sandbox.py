@@ -1,18 +1,20 @@
 """Running cases for real: batches of cases through the sandboxed C executor.
 
 :class:`Sandbox` is the one way the rest of clone3-fuzz calls clone3. It splits work into
-batches, gives each batch a fresh process tree (see ``harness/c/sandbox.c``), provides the
-resources cases name (a scratch cgroup v2 directory), and never loses an outcome: a batch
-cut short by a signal is resumed, and ^C raises :class:`Interrupted` carrying every
-outcome obtained so far. Nothing here forks from Python, so it is safe under atheris.
+batches, runs them in one process tree that stays up between them (see ``c/sandbox.c``),
+provides the resources cases name (a scratch cgroup v2 directory), and never loses an
+outcome: a batch cut short by a signal is resumed, and ^C raises :class:`Interrupted`
+carrying every outcome obtained so far. Nothing here forks from Python, so it is safe under atheris.
 """
 
 from __future__ import annotations
 
 import errno
+import functools
 import itertools
 import os
 import time
+import weakref
 from typing import Callable, Sequence
 
 from ..exit_status import HarnessError
@@ -109,9 +111,9 @@ LIMITS = (("pids.events", "max", "EAGAIN", "harness-pids-limit"),
           ("memory.events", "oom_kill", "ENOMEM", "harness-memory-limit"))
 
 
-def _own_cgroups() -> list[str]:
-    """The caller's cgroup folders, v2 and v1 alike, each with its ancestors: a limit set
-    on any of them counts."""
+def _own_cgroups(membership: str) -> list[str]:
+    """The caller's cgroup folders (``membership`` is /proc/self/cgroup), v2 and v1
+    alike, each with its ancestors: a limit set on any of them counts."""
     mounts: dict[str, str] = {}  # controller (or "" for v2) -> mount point
     try:
         with open("/proc/self/mountinfo") as f:
@@ -123,12 +125,11 @@ def _own_cgroups() -> list[str]:
                 elif kind == "cgroup":
                     for option in options.split(","):
                         mounts.setdefault(option, left.split()[4])
-        with open("/proc/self/cgroup") as f:
-            lines = [line.strip().split(":", 2) for line in f]
     except OSError:
         return []
     folders = []
-    for _, controllers, path in lines:
+    for line in membership.splitlines():
+        _, controllers, path = line.strip().split(":", 2)
         for controller in controllers.split(",") if controllers else [""]:
             mount = mounts.get(controller)
             if mount is None:
@@ -138,19 +139,32 @@ def _own_cgroups() -> list[str]:
     return list(dict.fromkeys(folders))
 
 
+@functools.lru_cache(maxsize=4)
+def _event_files(membership: str) -> list[tuple[str, str, str]]:
+    """(events file, counter, path) for each limit's events file among the caller's
+    cgroups. Found once per membership: the search reads mountinfo, which costs more than
+    a batch of cases."""
+    return [(events, counter, path) for folder in _own_cgroups(membership) for events, counter, _, _ in LIMITS
+            if os.path.exists(path := os.path.join(folder, events))]
+
+
 def limit_events() -> dict[str, int]:
     """How often each limit of the caller's cgroups was hit so far (summed over them)."""
     counts = {events: 0 for events, _, _, _ in LIMITS}
-    for folder in _own_cgroups():
-        for events, counter, _, _ in LIMITS:
-            try:
-                with open(os.path.join(folder, events)) as f:
-                    for line in f:
-                        name, _, value = line.partition(" ")
-                        if name == counter:
-                            counts[events] += int(value)
-            except (OSError, ValueError):
-                continue
+    try:
+        with open("/proc/self/cgroup") as f:
+            membership = f.read()
+    except OSError:
+        return counts
+    for events, counter, path in _event_files(membership):
+        try:
+            with open(path) as f:
+                for line in f:
+                    name, _, value = line.partition(" ")
+                    if name == counter:
+                        counts[events] += int(value)
+        except (OSError, ValueError):
+            continue
     return counts
 
 
@@ -206,38 +220,55 @@ def exec_filtered(argv: list[str], err: int) -> int:
     return _exec(argv, lambda args: lib.c3_exec_filtered(args, err))
 
 
-def run_blob(blob: bytes, out: ffi.CData, info: ffi.CData, cgroup_fd: int = -1,
-             timeout_ms: int = DEFAULT_TIMEOUT_MS, fault: int = 0) -> None:
-    """One encoded batch through one sandboxed executor tree, outcomes into ``out`` (a
-    ``struct c3_outcome[]`` as long as the batch) and ``info``.
+BLOB_CAP = 1 << 20  # a first tree's room for one batch's blob; a larger batch gets a larger tree
 
-    Signals for this process are handled while the batch runs; one whose handler raises
-    (^C) stops the batch, and ``out`` then holds every outcome obtained before it.
-    Raises :class:`HarnessError` when the tree cannot start.
-    """
-    env = ffi.new("struct c3_env *", {"cgroup_fd": cgroup_fd, "timeout_ms": timeout_ms, "fault": fault})
-    err = ffi.new("int *")
-    tree = lib.c3_tree_start(blob, len(blob), len(out), env, err)
-    if tree == ffi.NULL:
-        raise HarnessError(f"sandbox: cannot start the executor's process tree: {os.strerror(-err[0])}")
-    stop = 1
-    try:
-        # Python runs pending signal handlers between two waits; the batch goes on.
-        while lib.c3_tree_wait(tree) == -errno.EINTR:
-            pass
-        stop = 0
-    finally:
-        lib.c3_tree_finish(tree, out, info, stop)
+
+class _Tree:
+    """The executor's process tree (``c/sandbox.c``), kept up across batches: started on
+    first use, replaced when it dies or a batch outgrows it, stopped by :meth:`close`."""
+
+    def __init__(self, timeout_ms: int, fault: int) -> None:
+        self.timeout_ms, self.fault = timeout_ms, fault
+        self.handle: ffi.CData | None = None
+        self.cgroup_fd = -1
+        self.room = (0, 0)  # blob bytes, cases
+
+    def ready(self, cgroup_fd: int, length: int, count: int) -> ffi.CData:
+        """A running tree that takes a batch of ``count`` cases in ``length`` bytes, with
+        ``cgroup_fd`` (if not -1) as the cgroup its cases name."""
+        if self.handle is not None and ((cgroup_fd >= 0 and cgroup_fd != self.cgroup_fd)
+                                        or length > self.room[0] or count > self.room[1]):
+            self.close()
+        if self.handle is None:
+            self.room = (max(BLOB_CAP, 2 * length), max(256, 2 * count))
+            self.cgroup_fd = cgroup_fd
+            env = ffi.new("struct c3_env *", {"cgroup_fd": cgroup_fd, "timeout_ms": self.timeout_ms,
+                                              "fault": self.fault})
+            err = ffi.new("int *")
+            handle = lib.c3_tree_start(env, self.room[0], self.room[1], err)
+            if handle == ffi.NULL:
+                raise HarnessError(f"sandbox: cannot start the executor's process tree: {os.strerror(-err[0])}")
+            self.handle = ffi.gc(handle, lib.c3_tree_free)
+        return self.handle
+
+    def close(self) -> None:
+        """Stops the tree (whatever runs in it dies with it)."""
+        if self.handle is not None:
+            ffi.release(self.handle)
+            self.handle = None
 
 
 class Sandbox:
-    """Runs cases through the executor, ``batch_size`` cases per executor process tree.
+    """Runs cases through the executor, ``batch_size`` cases per batch, in one process tree
+    that stays up across batches and runs (:meth:`close` stops it; so does garbage
+    collection, and the death of this process).
 
     ``timeout_ms`` bounds one case: an executor that makes no progress for that long is
     killed and its case recorded as ``harness-timeout``. ``progress(done, total)`` is
     called after each batch. ``cgroup`` names the directory that ``"cgroup": "cgroup2"``
-    opens; by default a scratch one is made for each run. ``fault`` plants one of
-    :data:`FAULTS` (for the selftest: every call then goes through a misbehaving filter).
+    opens; by default a scratch one is made on first need and removed by :meth:`close`.
+    ``fault`` plants one of :data:`FAULTS` (for the selftest: every call then goes through
+    a misbehaving filter).
     """
 
     def __init__(self, timeout_ms: int = DEFAULT_TIMEOUT_MS, batch_size: int = DEFAULT_BATCH,
@@ -253,32 +284,78 @@ class Sandbox:
         self.cgroup = cgroup
         self.isolation: str | None = None
         self.executors = 0
-        self._limits = limit_events()  # the cgroup limit counters before the batch in hand
+        self._tree = _Tree(timeout_ms, self.fault)
+        self._scratch: list[ScratchCgroup] = []  # the cgroup cases name, once one has
+        self._closer = weakref.finalize(self, _close, self._tree, self._scratch)
+
+    def close(self) -> None:
+        """Stops the process tree and removes the scratch cgroup; the next run starts anew."""
+        self._closer()
+        self._closer = weakref.finalize(self, _close, self._tree, self._scratch)
+
+    def __enter__(self) -> Sandbox:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def run(self, cases: Sequence[Case]) -> list[Outcome]:
         """One outcome per case, in order. Raises :class:`HarnessError` or
         :class:`Interrupted`."""
         results: list[Outcome | None] = [None] * len(cases)
-        cgroup = ScratchCgroup(self.cgroup) if any(c.needs_cgroup for c in cases) else None
+        if any(c.needs_cgroup for c in cases) and not self._scratch:
+            self._scratch.append(ScratchCgroup(self.cgroup))
+        cgroup_fd = self._scratch[0].fd if self._scratch else -1
         try:
             for start in range(0, len(cases), self.batch_size):
                 chunk = range(start, min(start + self.batch_size, len(cases)))
-                self._limits = limit_events()
-                self._run_batch(cases, chunk, results, cgroup.fd if cgroup else -1)
-                self._blame_limits(self._limits, chunk, results)
+                self._run_batch(cases, chunk, results, cgroup_fd)
                 if self.progress:
                     self.progress(chunk.stop, len(cases))
         except KeyboardInterrupt:
             raise Interrupted(results) from None
-        finally:
-            if cgroup:
-                cgroup.close()
         return results  # type: ignore[return-value]  # every slot is filled by now
+
+    def run_encoded(self, blob: bytes, count: int, cgroup_fd: int = -1) -> tuple[ffi.CData, ffi.CData]:
+        """One encoded batch of ``count`` cases through the tree: its ``struct c3_outcome``
+        array and its ``struct c3_batch_info``.
+
+        Signals for this process are handled while the batch runs; one whose handler raises
+        (^C) stops the tree, and the outcomes obtained before it are kept in the array,
+        which the exception carries as ``outcomes``. Raises :class:`HarnessError` when the
+        tree cannot start.
+        """
+        out = ffi.new("struct c3_outcome[]", count)
+        info = ffi.new("struct c3_batch_info *")
+        tree = self._tree.ready(cgroup_fd, len(blob), count)
+        if lib.c3_tree_post(tree, blob, len(blob), count):  # the tree died since the last batch
+            self._tree.close()
+            tree = self._tree.ready(cgroup_fd, len(blob), count)
+            lib.c3_tree_post(tree, blob, len(blob), count)
+        try:
+            # Python runs pending signal handlers between two waits; the batch goes on.
+            while (status := lib.c3_tree_wait(tree)) == -errno.EINTR:
+                pass
+        except BaseException as e:
+            lib.c3_tree_stop(tree)
+            lib.c3_tree_collect(tree, out, info)
+            self._tree.close()
+            e.outcomes = out  # type: ignore[attr-defined]
+            raise
+        lib.c3_tree_collect(tree, out, info)
+        if status or info.error:
+            self._tree.close()  # dead, or it ended on a harness failure: the next batch starts anew
+        return out, info
 
     @staticmethod
     def _blame_limits(before: dict[str, int], indices: range, results: list[Outcome | None]) -> None:
         """Where one of the caller's cgroup limits was hit during the batch, its errno in
-        that batch is the harness's trouble, not the kernel's: the outcome says which."""
+        that batch is the harness's trouble, not the kernel's: the outcome says which.
+        ``before`` was read before the batch; after it, the counters are read again only
+        when the batch saw an errno that a limit gives."""
+        suspects = {errno_name for _, _, errno_name, _ in LIMITS}
+        if not any((seen := results[i]) is not None and seen.observed in suspects for i in indices):
+            return
         after = limit_events()
         for events, counter, errno_name, outcome in LIMITS:
             if after[events] <= before[events]:
@@ -289,19 +366,29 @@ class Sandbox:
 
     def _run_batch(self, cases: Sequence[Case], indices: range, results: list[Outcome | None], cgroup_fd: int) -> None:
         blob = encode_batch(cases[i] for i in indices)
-        out = ffi.new("struct c3_outcome[]", len(indices))
-        info = ffi.new("struct c3_batch_info *")
+        before = limit_events()
         try:
-            run_blob(blob, out, info, cgroup_fd, self.timeout_ms, self.fault)
-        finally:
-            # Before any KeyboardInterrupt propagates: keep what the batch found.
+            out, info = self.run_encoded(blob, len(indices), cgroup_fd)
+        except KeyboardInterrupt as e:
+            # Keep what the batch found before the interruption.
             for j, i in enumerate(indices):
-                results[i] = decode_outcome(out[j])
+                results[i] = decode_outcome(e.outcomes[j])  # type: ignore[attr-defined]
+            raise
+        for j, i in enumerate(indices):
+            results[i] = decode_outcome(out[j])
         self.isolation = ISOLATION.get(info.isolation, self.isolation)
         self.executors += info.executors
+        self._blame_limits(before, indices, results)
         if info.error:
-            hit = [f"{events} {counter}" for events, counter, _, _ in LIMITS if limit_events()[events] > self._limits[events]]
+            after = limit_events()
+            hit = [f"{events} {counter}" for events, counter, _, _ in LIMITS if after[events] > before[events]]
             why = f" (the caller's cgroup limit was hit: {', '.join(hit)} rose)" if hit else ""
             raise HarnessError(f"executor: {os.strerror(info.error)}{why}")
         if info.done != len(indices):
             raise HarnessError(f"executor: stopped with {len(indices) - info.done} cases not run")
+
+
+def _close(tree: _Tree, scratch: list[ScratchCgroup]) -> None:
+    tree.close()
+    while scratch:
+        scratch.pop().close()

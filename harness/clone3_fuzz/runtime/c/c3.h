@@ -121,7 +121,7 @@ struct c3_env {
 struct c3_batch_info {
 	int32_t isolation;  /* C3_ISO_* */
 	int32_t error;      /* errno of a harness failure, 0 when the batch ran */
-	uint32_t executors; /* executor processes started (1 + replacements) */
+	uint32_t executors; /* executor processes started during the batch */
 	uint32_t done;      /* cases with an outcome */
 };
 
@@ -130,19 +130,25 @@ struct c3_batch_info {
 int c3_execute(const uint8_t *blob, size_t len, uint32_t first, uint32_t n,
 	       struct c3_outcome *out, volatile uint32_t *cursor, const struct c3_env *env);
 
-/* Runs a batch in a sandboxed executor process tree; see sandbox.c. */
+/*
+ * A sandboxed executor process tree that stays up across batches; see sandbox.c. Each
+ * batch is posted (copied into the tree's shared memory), waited for and collected;
+ * blob_cap and case_cap bound one batch. The tree dies with the thread that started it.
+ */
 struct c3_tree;
-struct c3_tree *c3_tree_start(const uint8_t *blob, size_t len, uint32_t n, const struct c3_env *env,
-			      int *err);
+struct c3_tree *c3_tree_start(const struct c3_env *env, size_t blob_cap, uint32_t case_cap, int *err);
+int c3_tree_post(struct c3_tree *t, const uint8_t *blob, size_t len, uint32_t n);
 int c3_tree_wait(struct c3_tree *t);
-void c3_tree_finish(struct c3_tree *t, struct c3_outcome *out, struct c3_batch_info *info, int stop);
+void c3_tree_collect(struct c3_tree *t, struct c3_outcome *out, struct c3_batch_info *info);
+void c3_tree_stop(struct c3_tree *t);
+void c3_tree_free(struct c3_tree *t);
 
 /* Marks the large private mappings inherited from the caller MADV_DONTFORK; see sandbox.c. */
 void c3_shed_inherited_memory(void);
 
-/* c3_execute() under a planted fault; "name: description" of a fault, NULL past the last. */
-int c3_fault_execute(const uint8_t *blob, size_t len, uint32_t first, uint32_t n,
-		     struct c3_outcome *out, volatile uint32_t *cursor, const struct c3_env *env);
+/* Runs serve(arg) with every clone3 it makes answered as a planted fault says; returns
+ * only on a failure to set that up (-errno); "name: description" of a fault, NULL past the last. */
+int c3_fault_serve(void (*serve)(const void *), const void *arg, int fault);
 const char *c3_fault_name(int fault);
 /* Runs a program under a planted fault, or under a seccomp filter that fails every clone3
  * with err; returns its wait status, or -errno. */

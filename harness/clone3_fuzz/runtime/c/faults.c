@@ -300,34 +300,14 @@ static int notify(pid_t runner, int listener, int mem, int fault, int reap_all)
 	}
 }
 
-struct batch {
-	const uint8_t *blob;
-	size_t len;
-	uint32_t first, n;
-	struct c3_outcome *out;
-	volatile uint32_t *cursor;
-	const struct c3_env *env;
-};
-
-static void run_batch(const void *arg)
+int c3_fault_serve(void (*serve)(const void *), const void *arg, int fault)
 {
-	const struct batch *b = arg;
-
-	c3_shed_inherited_memory();
-	if (c3_execute(b->blob, b->len, b->first, b->n, b->out, b->cursor, b->env))
-		_exit(67);
-}
-
-int c3_fault_execute(const uint8_t *blob, size_t len, uint32_t first, uint32_t n, struct c3_outcome *out,
-		     volatile uint32_t *cursor, const struct c3_env *env)
-{
-	struct batch b = {blob, len, first, n, out, cursor, env};
 	int listener, mem;
-	pid_t runner = start_runner(run_batch, &b, &listener, &mem);
+	pid_t runner = start_runner(serve, arg, &listener, &mem);
 
 	if (runner < 0)
 		return runner;
-	mirror(notify(runner, listener, mem, env->fault, 1));
+	mirror(notify(runner, listener, mem, fault, 1));
 	return 0;
 }
 

@@ -1,13 +1,20 @@
 /*
- * The sandbox: the process tree a batch runs in, so that whatever clone3 creates
- * (processes, threads, namespaces) never reaches the caller.
+ * The sandbox: the process tree cases run in, so that whatever clone3 creates (processes,
+ * threads, namespaces) never reaches the caller. It stays up across batches: starting a
+ * tree costs more than a batch of rejected calls, so batches come and go through the
+ * tree's shared memory instead.
  *
  *     caller --clone(NEWPID[|NEWUSER])--> reaper (pid 1, subreaper) --clone--> executor
  *
  * - The reaper is init of a fresh pid namespace when the kernel lets us make one: when it
- *   exits, the kernel kills everything left in the namespace, so nothing a batch creates
- *   outlives it. Unprivileged callers get a user namespace around it, and the executor then
- *   drops every capability so that the kernel sees an unprivileged caller, as outside.
+ *   exits, the kernel kills everything left in the namespace. Unprivileged callers get a
+ *   user namespace around it, and the executor then drops every capability so that the
+ *   kernel sees an unprivileged caller, as outside.
+ * - The tree dies with its caller: the reaper and the executor have PR_SET_PDEATHSIG, and
+ *   the reaper's death ends the namespace. A worker killed by SIGKILL leaves nothing.
+ * - Nothing a case creates outlives the case: the executor settles each call (executor.c),
+ *   and when an executor dies, its process group (which its calls' children share) dies
+ *   with it.
  * - The reaper is also a child subreaper, so a child re-parented by CLONE_PARENT (or
  *   orphaned by a dying executor) is reaped by us, and it runs no case itself: a pid-namespace
  *   init would make every CLONE_PARENT fail with EINVAL.
@@ -41,13 +48,27 @@
 #define EXIT_SETUP_FAILED 67 /* the executor could not start: a harness error, not a case */
 #define TICK_NS 20000000L    /* how often the reaper looks for a stalled case */
 #define SHED_MIN (1UL << 20)  /* see shed_inherited_memory() */
+#define STILLBORN_MAX 3      /* executors in a row that may die before taking up a posted batch */
 
-/* What the caller, the reaper and the executor share. */
+/*
+ * What the caller, the reaper and the executor share: one MAP_SHARED mapping, made before
+ * the tree starts, that lives as long as the tree. A batch goes in as a blob and comes out
+ * as outcomes without a process being started. `posted` and `done` are futex words: the
+ * caller posts batch k by setting posted = k; the batch is over when done == posted.
+ */
 struct shared {
+	uint32_t posted;          /* futex: the batch the caller wants run */
+	uint32_t done;            /* futex: the last batch with every outcome in */
+	uint32_t started;         /* the batch the current executor took up */
+	uint32_t next;            /* the case an executor starts the batch from */
 	volatile uint32_t cursor; /* the case in flight (c3_execute writes it) */
-	int32_t error;            /* errno of a harness failure */
-	uint32_t executors;
-	struct c3_outcome out[];
+	uint32_t n;               /* cases in the posted batch */
+	uint64_t len;             /* bytes of its blob */
+	int32_t error;            /* errno of a harness failure; the tree then ends */
+	uint32_t executors;       /* executor processes started over the tree's life */
+	struct c3_env env;
+	struct c3_outcome *out;   /* case_cap outcomes, then blob_cap bytes of blob */
+	uint8_t *blob;
 };
 
 static pid_t spawn(unsigned long flags)
@@ -72,6 +93,27 @@ static int64_t now_ns(void)
 	return (int64_t)t.tv_sec * 1000000000 + t.tv_nsec;
 }
 
+static uint32_t load(const uint32_t *word)
+{
+	return __atomic_load_n(word, __ATOMIC_ACQUIRE);
+}
+
+/* futex(2)'s ops (linux/futex.h), spelled out as capset's are below. Shared futexes, not
+ * FUTEX_PRIVATE_FLAG ones: the waiters are separate processes. */
+#define C3_FUTEX_WAIT 0
+#define C3_FUTEX_WAKE 1
+
+static int futex_wait(uint32_t *word, uint32_t seen, const struct timespec *timeout)
+{
+	return (int)syscall(SYS_futex, word, C3_FUTEX_WAIT, seen, timeout, NULL, 0);
+}
+
+static void publish(uint32_t *word, uint32_t value)
+{
+	__atomic_store_n(word, value, __ATOMIC_RELEASE);
+	syscall(SYS_futex, word, C3_FUTEX_WAKE, INT32_MAX, NULL, NULL, 0);
+}
+
 /* capset()'s ABI (linux/capability.h), spelled out: musl's toolchains carry no kernel
  * headers, and a reproducer must build with any libc. */
 #define C3_CAPABILITY_VERSION_3 0x20080522
@@ -93,17 +135,19 @@ static void drop_capabilities(void)
 }
 
 /*
- * The executor is a fork of the caller, usually a Python interpreter whose heap runs to tens
- * of megabytes; every successful clone3 without CLONE_VM would copy its page tables, which
- * made a success case cost ten times what it costs from a small process. A clone3 child
- * never touches memory (see c3_clone3), so the large private mappings it would inherit
- * (the interpreter's heap and arenas) are marked MADV_DONTFORK. Small ones stay: among them
- * glibc's TLS with the rseq area, which the kernel writes on the child's way back to user
- * space (a child without it would die of SIGSEGV instead of exiting).
+ * The reaper is a clone of the caller, usually a Python interpreter whose heap runs to
+ * tens of megabytes; every process it starts, and every successful clone3 without CLONE_VM,
+ * would copy those page tables, which made a success case cost ten times what it costs from
+ * a small process. Nothing below the caller touches that memory (the tree's state is in
+ * its shared mapping, and a clone3 child touches none, see c3_clone3), so the large private
+ * mappings inherited (the interpreter's heap and arenas) are marked MADV_DONTFORK. Small
+ * ones stay: among them glibc's TLS with the rseq area, which the kernel writes on the
+ * child's way back to user space (a child without it would die of SIGSEGV, not exit).
  */
 void c3_shed_inherited_memory(void)
 {
 	static char maps[1 << 18];
+	unsigned long here = (unsigned long)__builtin_frame_address(0);
 	size_t len = 0;
 	ssize_t r;
 	int fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
@@ -121,49 +165,70 @@ void c3_shed_inherited_memory(void)
 
 		if (next)
 			*next++ = 0;
-		if (perms[1] == 'w' && perms[3] == 'p' && hi - lo >= SHED_MIN && !strstr(perms, "[stack]"))
+		/* Not the stack we run on: a tree started from a thread runs on a mapping
+		 * that is not named [stack], and a child born without it dies at once. */
+		if (perms[1] == 'w' && perms[3] == 'p' && hi - lo >= SHED_MIN && !strstr(perms, "[stack]") &&
+		    !(lo <= here && here < hi))
 			madvise((void *)lo, hi - lo, MADV_DONTFORK);
 		line = next;
 	}
 }
 
-static void executor_main(struct shared *sh, const uint8_t *blob, size_t len, uint32_t first,
-			  uint32_t n, const struct c3_env *env, int isolation)
+/* The executor's life: take up each posted batch, from sh->next on, and say when it is done. */
+static void serve(const void *arg)
+{
+	struct shared *sh = (struct shared *)arg;
+
+	for (;;) {
+		uint32_t posted = load(&sh->posted);
+		int err;
+
+		if (posted == load(&sh->done)) {
+			futex_wait(&sh->posted, posted, NULL);
+			continue;
+		}
+		sh->started = posted;
+		err = c3_execute(sh->blob, sh->len, sh->next, sh->n, sh->out, &sh->cursor, &sh->env);
+		if (err) {
+			sh->error = -err;
+			_exit(EXIT_SETUP_FAILED);
+		}
+		publish(&sh->done, posted);
+	}
+}
+
+static void executor_main(struct shared *sh, int isolation)
 {
 	/* No core files from crashes we provoke on purpose; the executor writes no files. */
 	struct rlimit zero = {0, 0};
-	int err;
 
 	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	/* A group of its own, which what its calls create inherits: see reaper_main(). */
+	setpgid(0, 0);
 	setrlimit(RLIMIT_CORE, &zero);
 	setrlimit(RLIMIT_FSIZE, &zero);
 	if (isolation == C3_ISO_USERNS)
 		drop_capabilities();
 #ifndef C3_REPRO /* a reproducer runs against the kernel as it is: it carries no faults */
-	if (env->fault) {
-		err = c3_fault_execute(blob, len, first, n, sh->out, &sh->cursor, env);
-	} else
-#endif
-	{
-		c3_shed_inherited_memory();
-		err = c3_execute(blob, len, first, n, sh->out, &sh->cursor, env);
-	}
-	if (err) {
+	if (sh->env.fault) {
+		int err = c3_fault_serve(serve, sh, sh->env.fault);
+
 		sh->error = -err;
 		_exit(EXIT_SETUP_FAILED);
 	}
-	_exit(0);
+#endif
+	serve(sh);
 }
 
 /*
  * Waits for the executor to end, enforcing the per-case timeout. Progress is the cursor:
- * a case that keeps it still for timeout_ms gets its executor killed. Returns the
- * executor's wait status; *timed_out says whether we killed it.
+ * a case of a posted batch that keeps it still for timeout_ms gets its executor killed.
+ * Returns the executor's wait status; *timed_out says whether we killed it.
  */
-static int supervise(struct shared *sh, pid_t executor, uint32_t timeout_ms, int *timed_out)
+static int supervise(struct shared *sh, pid_t executor, int *timed_out)
 {
 	const struct timespec tick = {0, TICK_NS};
-	uint32_t seen = sh->cursor;
+	uint32_t seen = sh->cursor, batch = load(&sh->posted);
 	int64_t since = now_ns();
 	sigset_t chld;
 	int status;
@@ -187,10 +252,12 @@ static int supervise(struct shared *sh, pid_t executor, uint32_t timeout_ms, int
 			}
 			return status;
 		}
-		if (sh->cursor != seen) {
+		if (sh->cursor != seen || load(&sh->posted) != batch || load(&sh->done) == batch) {
+			/* Moving, or idle between batches: an idle executor never times out. */
 			seen = sh->cursor;
+			batch = load(&sh->posted);
 			since = now_ns();
-		} else if (!*timed_out && now_ns() - since > (int64_t)timeout_ms * 1000000) {
+		} else if (!*timed_out && now_ns() - since > (int64_t)sh->env.timeout_ms * 1000000) {
 			kill(executor, SIGKILL);
 			*timed_out = 1;
 		}
@@ -214,11 +281,14 @@ static void bury(struct c3_outcome *o, int status, int timed_out)
 	}
 }
 
-static void reaper_main(struct shared *sh, const uint8_t *blob, size_t len, uint32_t n,
-			const struct c3_env *caller_env, int isolation, int sync_fd)
+/*
+ * The reaper's life: keep one executor up, and when it dies in the middle of a batch
+ * (a crash, a timeout, an exit_signal of SIGKILL), record the case it died on and start
+ * another on the rest of the batch. It ends only with its caller (PR_SET_PDEATHSIG) or on a
+ * harness failure, which it records in sh->error before it marks the batch done.
+ */
+static void reaper_main(struct shared *sh, int isolation, int sync_fd)
 {
-	struct c3_env env = *caller_env;
-	uint32_t next = 0;
 	char c;
 
 	prctl(PR_SET_PDEATHSIG, SIGKILL);
@@ -230,37 +300,53 @@ static void reaper_main(struct shared *sh, const uint8_t *blob, size_t len, uint
 	prctl(PR_SET_CHILD_SUBREAPER, 1);
 	setpgid(0, 0); /* off the terminal's group: ^C is the caller's to handle */
 	block_all_signals();
+	c3_shed_inherited_memory();
 	/* The executor owns no fd but the cgroup's; c3_execute closes any fd above it that a
 	 * call creates, so nothing inherited from the caller may sit there. */
-	if (env.cgroup_fd >= 0) {
-		if (dup2(env.cgroup_fd, C3_CGROUP_FD) < 0)
-			_exit(EXIT_SETUP_FAILED);
-		env.cgroup_fd = C3_CGROUP_FD;
-	}
-	syscall(__NR_close_range, env.cgroup_fd >= 0 ? C3_CGROUP_FD + 1 : 3, ~0U, 0);
-
-	while (next < n) {
-		int status, timed_out;
-		pid_t executor;
-
-		sh->cursor = next;
-		executor = spawn(0);
-		if (executor < 0) {
+	if (sh->env.cgroup_fd >= 0) {
+		if (dup2(sh->env.cgroup_fd, C3_CGROUP_FD) < 0) {
 			sh->error = errno;
-			break;
+			_exit(EXIT_SETUP_FAILED);
 		}
-		if (executor == 0)
-			executor_main(sh, blob, len, next, n, &env, isolation);
-		sh->executors++;
-		status = supervise(sh, executor, env.timeout_ms, &timed_out);
-		if (WIFEXITED(status) && WEXITSTATUS(status) == EXIT_SETUP_FAILED)
-			break;
-		if (sh->cursor >= n)
-			break;
-		bury(&sh->out[sh->cursor], status, timed_out);
-		next = sh->cursor + 1;
+		sh->env.cgroup_fd = C3_CGROUP_FD;
 	}
-	_exit(0);
+	syscall(__NR_close_range, sh->env.cgroup_fd >= 0 ? C3_CGROUP_FD + 1 : 3, ~0U, 0);
+
+	for (unsigned stillborn = 0;;) {
+		int status = 0, timed_out = 0;
+		uint32_t batch;
+		pid_t executor = spawn(0);
+
+		if (executor < 0)
+			sh->error = errno;
+		if (executor == 0)
+			executor_main(sh, isolation);
+		if (executor > 0) {
+			sh->executors++;
+			status = supervise(sh, executor, &timed_out);
+			/* What the dead executor's calls created and left behind (a child frozen
+			 * in a cgroup, say) goes with it: nothing a case creates outlives it, and
+			 * the tree now outlives many cases. */
+			kill(-executor, SIGKILL);
+			if (WIFEXITED(status) && WEXITSTATUS(status) == EXIT_SETUP_FAILED && !sh->error)
+				sh->error = EIO;
+		}
+		batch = load(&sh->posted);
+		if (batch != load(&sh->done) && sh->started != batch && ++stillborn >= STILLBORN_MAX)
+			sh->error = ECHILD; /* executors that die before their first case: give up */
+		if (sh->error) {
+			publish(&sh->done, batch);
+			_exit(0);
+		}
+		if (batch == load(&sh->done) || sh->started != batch)
+			continue; /* died between batches, or before it took this one up */
+		stillborn = 0;
+		if (sh->cursor < sh->n)
+			bury(&sh->out[sh->cursor], status, timed_out);
+		sh->next = sh->cursor + 1;
+		if (sh->next >= sh->n)
+			publish(&sh->done, batch);
+	}
 }
 
 static int write_file(const char *path, const char *text)
@@ -296,8 +382,7 @@ static int map_ids(pid_t pid)
  * Starts the reaper with the strongest isolation this kernel and caller allow, trying
  * them in order the first time and remembering which one worked.
  */
-static pid_t start_reaper(struct shared *sh, const uint8_t *blob, size_t len, uint32_t n,
-			  const struct c3_env *env, int *isolation)
+static pid_t start_reaper(struct shared *sh, int *isolation)
 {
 	static const unsigned long flags[] = {
 		[C3_ISO_PIDNS] = CLONE_NEWPID,
@@ -316,7 +401,7 @@ static pid_t start_reaper(struct shared *sh, const uint8_t *blob, size_t len, ui
 		if (pid == 0) {
 			if (sync[1] >= 0)
 				close(sync[1]);
-			reaper_main(sh, blob, len, n, env, iso, sync[0]);
+			reaper_main(sh, iso, sync[0]);
 		}
 		if (sync[0] >= 0)
 			close(sync[0]);
@@ -337,37 +422,44 @@ static pid_t start_reaper(struct shared *sh, const uint8_t *blob, size_t len, ui
 	return -EPERM;
 }
 
-/* A running batch, from c3_tree_start() to c3_tree_finish(). */
+/* A running tree, from c3_tree_start() to c3_tree_free(). */
 struct c3_tree {
 	struct shared *sh;
-	size_t shlen;
-	uint32_t n;
+	size_t maplen, blob_cap;
+	uint32_t case_cap;
+	uint32_t executors; /* sh->executors when the last batch was collected */
 	int32_t isolation;
-	pid_t reaper;
+	pid_t reaper;       /* 0 once stopped */
 };
 
-struct c3_tree *c3_tree_start(const uint8_t *blob, size_t len, uint32_t n, const struct c3_env *env,
-			      int *err)
+struct c3_tree *c3_tree_start(const struct c3_env *env, size_t blob_cap, uint32_t case_cap, int *err)
 {
 	struct c3_tree *t = calloc(1, sizeof(*t));
+	size_t head = (sizeof(struct shared) + 63) & ~(size_t)63;
+	uint8_t *map;
 
 	if (!t) {
 		*err = -ENOMEM;
 		return NULL;
 	}
-	t->n = n;
-	t->shlen = sizeof(struct shared) + (size_t)n * sizeof(struct c3_outcome);
+	t->blob_cap = blob_cap;
+	t->case_cap = case_cap;
+	t->maplen = head + (size_t)case_cap * sizeof(struct c3_outcome) + blob_cap;
 	/* Populated now: faulting the pages in one by one during the batch costs more. */
-	t->sh = mmap(NULL, t->shlen, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
-	if (t->sh == MAP_FAILED) {
+	map = mmap(NULL, t->maplen, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+	if (map == MAP_FAILED) {
 		*err = -errno;
 		free(t);
 		return NULL;
 	}
-	t->reaper = start_reaper(t->sh, blob, len, n, env, &t->isolation);
+	t->sh = (struct shared *)map;
+	t->sh->env = *env;
+	t->sh->out = (struct c3_outcome *)(map + head);
+	t->sh->blob = map + head + (size_t)case_cap * sizeof(struct c3_outcome);
+	t->reaper = start_reaper(t->sh, &t->isolation);
 	if (t->reaper < 0) {
 		*err = t->reaper;
-		munmap(t->sh, t->shlen);
+		munmap(map, t->maplen);
 		free(t);
 		return NULL;
 	}
@@ -375,37 +467,80 @@ struct c3_tree *c3_tree_start(const uint8_t *blob, size_t len, uint32_t n, const
 	return t;
 }
 
+int c3_tree_post(struct c3_tree *t, const uint8_t *blob, size_t len, uint32_t n)
+{
+	struct shared *sh = t->sh;
+
+	if (len > t->blob_cap || n > t->case_cap)
+		return -E2BIG;
+	if (!t->reaper || sh->error)
+		return -ECHILD;
+	memcpy(sh->blob, blob, len);
+	memset(sh->out, 0, (size_t)n * sizeof(struct c3_outcome));
+	sh->len = len;
+	sh->n = n;
+	sh->next = 0;
+	sh->cursor = 0;
+	publish(&sh->posted, sh->posted + 1);
+	return 0;
+}
+
 /*
- * Waits for the batch to end. -EINTR means a signal for the caller arrived first (^C, a
- * fuzzer's alarm): the batch keeps running, and the caller may run its handlers and wait
- * again, or give up with c3_tree_finish(t, ..., 1).
+ * Waits for the posted batch to end. -EINTR means a signal for the caller arrived first
+ * (^C, a fuzzer's alarm): the batch keeps running, and the caller may run its handlers and
+ * wait again, or give up with c3_tree_stop(). -ECHILD: the reaper is gone (killed from
+ * outside); what the batch did before is in the outcomes.
  */
 int c3_tree_wait(struct c3_tree *t)
 {
+	/* Short enough to notice a dead reaper soon, long enough to cost nothing. */
+	const struct timespec poll = {0, 100000000};
+	struct shared *sh = t->sh;
+	uint32_t posted = sh->posted, done;
 	siginfo_t si;
 
-	/* WNOWAIT keeps the reaper a zombie, so its pid (and process group) cannot be reused
-	 * before c3_tree_finish() has killed whatever is left in its group. */
-	if (waitid(P_PID, (id_t)t->reaper, &si, WEXITED | WNOWAIT) == 0)
-		return 0;
-	return -errno;
+	while ((done = load(&sh->done)) != posted) {
+		if (futex_wait(&sh->done, done, &poll) && errno == EINTR)
+			return -EINTR;
+		/* WNOWAIT keeps a dead reaper a zombie, so its pid (and process group) cannot
+		 * be reused before c3_tree_stop() has killed whatever is left in its group. */
+		si.si_pid = 0;
+		if (load(&sh->done) != posted &&
+		    waitid(P_PID, (id_t)t->reaper, &si, WEXITED | WNOHANG | WNOWAIT) == 0 && si.si_pid)
+			return -ECHILD;
+	}
+	return 0;
 }
 
-void c3_tree_finish(struct c3_tree *t, struct c3_outcome *out, struct c3_batch_info *info, int stop)
+void c3_tree_collect(struct c3_tree *t, struct c3_outcome *out, struct c3_batch_info *info)
 {
-	if (stop)
-		kill(t->reaper, SIGKILL);
+	struct shared *sh = t->sh;
+
+	memcpy(out, sh->out, (size_t)sh->n * sizeof(struct c3_outcome));
+	memset(info, 0, sizeof(*info));
+	info->isolation = t->isolation;
+	info->error = sh->error;
+	info->executors = sh->executors - t->executors;
+	t->executors = sh->executors;
+	for (uint32_t i = 0; i < sh->n; i++)
+		info->done += out[i].kind != C3_OUT_PENDING;
+}
+
+void c3_tree_stop(struct c3_tree *t)
+{
+	if (!t->reaper)
+		return;
+	kill(t->reaper, SIGKILL);
 	/* Without a pid namespace the kernel does not kill the leftovers for us. */
 	kill(-t->reaper, SIGKILL);
 	waitpid(t->reaper, NULL, __WALL);
-	memcpy(out, t->sh->out, (size_t)t->n * sizeof(struct c3_outcome));
-	memset(info, 0, sizeof(*info));
-	info->isolation = t->isolation;
-	info->error = t->sh->error;
-	info->executors = t->sh->executors;
-	for (uint32_t i = 0; i < t->n; i++)
-		info->done += out[i].kind != C3_OUT_PENDING;
-	munmap(t->sh, t->shlen);
+	t->reaper = 0;
+}
+
+void c3_tree_free(struct c3_tree *t)
+{
+	c3_tree_stop(t);
+	munmap(t->sh, t->maplen);
 	free(t);
 }
 
