@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from ..atomic import write_text
 from ..exit_status import HarnessError
 from ..model import profile as profiles
+from ..model.oracle import Oracle
 from ..model.verdict import evaluate
 from ..runtime.probe import live_profile, probe
 from ..runtime.sandbox import Sandbox
@@ -45,6 +46,7 @@ class Worker:
     new_findings: int = 0
     flaky: int = 0
     stopping: bool = False
+    oracle: Oracle = field(init=False)  # the profile's, remembering predictions across inputs
     harness: Counter[str] = field(default_factory=Counter)  # cases the harness could not run, by cause
     rules: Counter[str] = field(default_factory=Counter)
     started: float = field(default_factory=time.monotonic)
@@ -80,6 +82,9 @@ class Worker:
             signal.signal(number, worker.stop)
         return worker
 
+    def __post_init__(self) -> None:
+        self.oracle = Oracle(self.profile)
+
     def stop(self, number: int, frame: object) -> None:
         """A signal handler: stop after the input in hand (or now, between inputs)."""
         self.stopping = True
@@ -91,7 +96,7 @@ class Worker:
         named = [(f"input:{i}", case) for i, case in enumerate(cases)]
         rng = random.Random(zlib.crc32(data))
         try:
-            evaluation = evaluate(named, self.sandbox, self.profile, relations=True, rng=rng)
+            evaluation = evaluate(named, self.sandbox, self.profile, relations=True, rng=rng, oracle=self.oracle)
         except HarnessError as e:
             # The sandbox could not run the batch (a pids or memory limit, say): the
             # harness's trouble, counted with its cause, never a finding or a crash.

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import signal
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import IO, Any, Iterator, Mapping
 
 from . import abi
@@ -55,6 +56,13 @@ class Case:
     memory: str = "mapped"
     readable: int | None = None
     note: str = ""
+
+    @cached_property
+    def key(self) -> tuple[object, ...]:
+        """What the call is, as a hashable value: equal for two cases that make the same
+        call (the note aside), for memos of what depends on the call alone."""
+        return (self.size, tuple(sorted(self.values.items())), tuple(sorted(self.refs.items())), self.set_tid_pids,
+                tuple(sorted(self.tail.items())), self.hex, self.memory, self.readable)
 
     def image(self) -> bytes:
         """The struct bytes; the executor zero-pads or truncates them to ``size``."""

@@ -219,6 +219,26 @@ def predict(case: Case, profile: Profile) -> Prediction:
     return Prediction(rules)
 
 
+class Oracle:
+    """:func:`predict` for one profile, remembering each call's prediction: a campaign
+    sees the same cases again and again (libFuzzer's mutations keep most of an input;
+    relation variants repeat their sources). At most ``capacity`` are kept."""
+
+    def __init__(self, profile: Profile, capacity: int = 1 << 16) -> None:
+        self.profile, self.capacity = profile, capacity
+        self._seen: dict[tuple[object, ...], Prediction] = {}
+
+    def predict(self, case: Case) -> Prediction:
+        """The same as ``predict(case, self.profile)``."""
+        key = case.key
+        prediction = self._seen.get(key)
+        if prediction is None:
+            if len(self._seen) >= self.capacity:
+                self._seen.clear()
+            prediction = self._seen[key] = predict(case, self.profile)
+        return prediction
+
+
 # --- what the kernel reads -----------------------------------------------------------
 
 def _readable_extent(case: Case) -> int:

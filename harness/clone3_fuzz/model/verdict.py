@@ -18,10 +18,11 @@ from __future__ import annotations
 import random
 from collections import Counter
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from typing import Any, Sequence
 
 from .case import Case
-from .oracle import DISCREPANCY, Prediction, predict
+from .oracle import DISCREPANCY, Oracle, Prediction
 from .outcome import Outcome, Runner
 from .profile import Profile
 from .relations import SAME, Check, Violation, derive, violations
@@ -46,7 +47,7 @@ class Result:
         """What the kernel gave."""
         return self.outcome.observed
 
-    @property
+    @cached_property
     def verdict(self) -> str:
         """``agree``, ``discrepancy``, ``flaky`` (disagreed once but not on every re-run),
         or ``harness`` (the harness could not run it, every time: no verdict at all)."""
@@ -121,7 +122,9 @@ class Evaluation:
 def judge(named: Sequence[tuple[str, Case]], outcomes: Sequence[Outcome | None], profile: Profile,
           predictions: Sequence[Prediction] | None = None) -> list[Result]:
     """A result for every case that has an outcome (an interrupted run leaves some out)."""
-    predictions = predictions or [predict(case, profile) for _, case in named]
+    if predictions is None:
+        oracle = Oracle(profile)
+        predictions = [oracle.predict(case) for _, case in named]
     return [Result(where, case, outcome, prediction)
             for (where, case), outcome, prediction in zip(named, outcomes, predictions) if outcome is not None]
 
@@ -162,12 +165,15 @@ def _confirm(sandbox: Runner, results: list[Result], found: list[Violation],
 
 
 def evaluate(named: Sequence[tuple[str, Case]], sandbox: Runner, profile: Profile,
-             relations: bool = False, rng: random.Random | None = None) -> Evaluation:
+             relations: bool = False, rng: random.Random | None = None, oracle: Oracle | None = None) -> Evaluation:
     """Runs the cases (and, with ``relations``, a variant of each for every relation that
     applies to a determined case) in one go, judges every outcome, and re-runs whatever
-    disagrees before it counts."""
+    disagrees before it counts. ``oracle``, for ``profile``, may remember predictions
+    from one call to the next."""
+    oracle = oracle or Oracle(profile)
+    assert oracle.profile is profile, "the oracle must judge by the profile given"
     cases = [case for _, case in named]
-    predictions = [predict(case, profile) for case in cases]
+    predictions = [oracle.predict(case) for case in cases]
     rng = rng or random.Random(0)
     checks: list[Check] = []
     sources: list[int] = []
@@ -176,7 +182,7 @@ def evaluate(named: Sequence[tuple[str, Case]], sandbox: Runner, profile: Profil
     if relations:
         for index, (case, prediction) in enumerate(zip(cases, predictions)):
             for check in derive(case, profile, rng):
-                variant_prediction = predict(check.variant, profile)
+                variant_prediction = oracle.predict(check.variant)
                 # "The same as the source" needs a source that has one answer; a fixed
                 # expectation (E2BIG) needs only a variant that has one.
                 if not determined(variant_prediction) or (check.expected == SAME and not determined(prediction)):

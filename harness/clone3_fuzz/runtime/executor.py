@@ -33,9 +33,22 @@ def _pad8(data: bytes) -> bytes:
     return data + b"\0" * (-len(data) % 8)
 
 
+_ENCODED: dict[tuple[object, ...], bytes] = {}  # case.key -> record: campaigns repeat cases
+_ENCODED_MAX = 1 << 16
+
+
 def encode_case(case: Case) -> bytes:
     """One wire record: the header, the struct image (without its trailing zeros, which
     the executor supplies) and the set_tid pids."""
+    record = _ENCODED.get(case.key)
+    if record is None:
+        if len(_ENCODED) >= _ENCODED_MAX:
+            _ENCODED.clear()
+        record = _ENCODED[case.key] = _encode(case)
+    return record
+
+
+def _encode(case: Case) -> bytes:
     image = case.image().rstrip(b"\0")
     refs = [_REF.get(case.refs.get(name, ""), lib.C3_REF_LITERAL) for name in abi.FIELDS]
     header = ffi.new("struct c3_case *", {
