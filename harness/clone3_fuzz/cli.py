@@ -363,7 +363,7 @@ def cmd_ci(args: argparse.Namespace) -> int:
         _die(f"--report: {folder}: {e.strerror}")
     junit = str(Path(args.junit).resolve()) if args.junit else None
     lines: list[str] = []
-    code = ci.run(args.time, folder, junit, kernel=args.kernel, fault=args.fault,
+    code = ci.run(args.time, folder, junit, kernel=args.kernel, fault=args.fault, jobs=args.jobs,
                   log=lines.append if args.json else print, progress=_status_line,
                   warn=lambda text: print(f"clone3-fuzz: warning: {text}", file=sys.stderr))
     if args.json:
@@ -463,9 +463,16 @@ def _sandbox_options(sub: argparse.ArgumentParser) -> None:
                      help="the cgroup v2 directory that \"cgroup\": \"cgroup2\" opens (default: a scratch one)")
 
 
+def _jobs_option(sub: argparse.ArgumentParser) -> None:
+    cores = campaign.available_cores()
+    sub.add_argument("--jobs", type=_positive, default=cores, metavar="N",
+                     help=f"parallel fuzzing workers (default: the cores this process may use, by its affinity "
+                          f"and cgroup CPU limit: {cores} here)")
+
+
 def _campaign_options(sub: argparse.ArgumentParser) -> None:
     sub.add_argument("--time", type=_positive, default=60, metavar="S", help="seconds per campaign (default 60)")
-    sub.add_argument("--jobs", type=_positive, default=1, metavar="N", help="parallel workers (default 1)")
+    _jobs_option(sub)
     sub.add_argument("--out", metavar="DIR", help="where findings and logs go (default ./reports/<time>-<pid>/)")
     sub.add_argument("--seed", type=int, default=0, help="libFuzzer's seed for worker 0 (default 0)")
 
@@ -508,6 +515,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     job = command("ci", "the CI job: replay the corpus, check the relations, fuzz; a report and an exit status")
     job.add_argument("--time", type=_positive, default=60, metavar="S", help="the whole job's budget in seconds (default 60)")
+    _jobs_option(job)
     job.add_argument("--junit", metavar="FILE", help="also write JUnit XML here")
     job.add_argument("--report", metavar="DIR", help="the report folder (default ./reports/<time>-<pid>/, and reports/latest)")
     job.add_argument("--kernel", metavar="VERSION", help="judge as this kernel version instead of the running one")

@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
+from clone3_fuzz.runtime.sandbox import cgroup2_mount
 
 from ..command import NOBODY, ROOT
 
@@ -71,6 +72,50 @@ def test_a_killed_campaign_leaves_nothing_running(tmp_path: Path) -> None:
     while _workers_left(out) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert _workers_left(out) == []
+
+
+def _descendants(pid: int) -> list[int]:
+    below, todo = [], [pid]
+    while todo:
+        kids = _children(todo.pop())
+        below += kids
+        todo += kids
+    return below
+
+
+def _state(pid: int) -> str | None:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return stat[stat.rindex(")") + 2:].split()[0]
+
+
+def test_a_worker_killed_mid_campaign_leaves_no_process_zombie_fd_or_cgroup(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    process = _spawn("fuzz", "--time", "20", "--jobs", "1", "--out", str(out), "--corpus", str(tmp_path / "corpus"))
+    _started(out)
+    worker = next(pid for pid in _children(process.pid) if pid in _workers_left(out))
+    tree = _descendants(worker)  # its sandbox's reaper and executor, and their calls' children
+    assert len(tree) >= 2, tree
+    fds = len(os.listdir(f"/proc/{process.pid}/fd"))
+    os.kill(worker, signal.SIGKILL)
+    deadline = time.monotonic() + 5
+    while any(_state(pid) is not None for pid in [worker, *tree]) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    # Gone, not zombies: the tree died with its worker, and somebody reaped every process.
+    assert {pid: _state(pid) for pid in [worker, *tree] if _state(pid) is not None} == {}
+    while process.poll() is None and len(os.listdir(f"/proc/{process.pid}/fd")) != fds:
+        time.sleep(0.1)
+    assert process.poll() is not None or len(os.listdir(f"/proc/{process.pid}/fd")) == fds
+    stdout, stderr = process.communicate(timeout=120)
+    assert process.returncode == 0, stdout + stderr
+    summary = json.loads((out / "campaign.json").read_text())
+    assert summary["restarts"] == ["worker 0: killed by SIGKILL"] and summary["cases"] > 0
+    assert _workers_left(out) == []
+    mount = cgroup2_mount()
+    if mount:  # a scratch cgroup the killed worker made is removed by the campaign's end
+        assert not list(Path(mount).rglob(f"clone3-fuzz-{worker}-*"))
 
 
 def test_a_stopped_worker_does_not_stretch_the_time(tmp_path: Path) -> None:

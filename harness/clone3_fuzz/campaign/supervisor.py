@@ -26,6 +26,7 @@ from typing import Callable, TextIO
 from ..atomic import write_text
 from ..exit_status import HarnessError
 from ..model.case import CaseError, read_jsonl
+from ..runtime.sandbox import remove_orphan_cgroups
 from .corpus import SEEDS
 from .finding import CONFIRMED, list_signatures
 from .findings import gather
@@ -56,6 +57,49 @@ class Stats:
     def rate(self) -> float:
         """Calls per second: cases and relation variants."""
         return (self.cases + self.checks) / self.seconds if self.seconds else 0.0
+
+
+def _quota(folder: Path) -> float | None:
+    """The CPUs a cgroup folder's own limit allows (v2 cpu.max, v1 cfs quota), or None."""
+    try:
+        quota, _, period = (folder / "cpu.max").read_text().partition(" ")
+        return None if quota == "max" else int(quota) / int(period)
+    except (OSError, ValueError):
+        pass
+    try:
+        quota = int((folder / "cpu.cfs_quota_us").read_text())
+        return None if quota < 0 else quota / int((folder / "cpu.cfs_period_us").read_text())
+    except (OSError, ValueError, ZeroDivisionError):
+        return None
+
+
+def available_cores() -> int:
+    """The cores this process may run on: its affinity mask, cut by any CPU limit of its
+    cgroups (v2 cpu.max, v1 cpu.cfs_quota_us, on the folder or an ancestor). At least 1."""
+    cores = float(len(os.sched_getaffinity(0)))
+    mounts: dict[str, Path] = {}  # "" for v2, else the v1 controller
+    try:
+        for line in Path("/proc/self/mountinfo").read_text().splitlines():
+            left, _, right = line.partition(" - ")
+            kind, options = right.split()[0], right.split()[-1].split(",")
+            if kind == "cgroup2":
+                mounts.setdefault("", Path(left.split()[4]))
+            elif kind == "cgroup" and "cpu" in options:
+                mounts.setdefault("cpu", Path(left.split()[4]))
+        membership = Path("/proc/self/cgroup").read_text().splitlines()
+    except OSError:
+        return max(1, int(cores))
+    for line in membership:
+        _, controllers, path = line.split(":", 2)
+        mount = mounts.get("cpu" if "cpu" in controllers.split(",") else "" if not controllers else "-")
+        if mount is None:
+            continue
+        parts = [part for part in path.split("/") if part]
+        for depth in range(len(parts), -1, -1):
+            limit = _quota(mount.joinpath(*parts[:depth]))
+            if limit is not None:
+                cores = min(cores, limit)
+    return max(1, int(cores))
 
 
 def _seed(corpus: Path) -> list[str]:
@@ -197,6 +241,7 @@ def run(seconds: int, jobs: int, corpus: Path, out: Path, seed: int, kernel: str
         for slot in slots:
             slot.log.close()
         lock.close()
+    remove_orphan_cgroups()  # a worker killed by SIGKILL could not remove its own
     stats = _collect(out, corpus, started)
     gather(str(out / "findings"))  # each finding.md gets its final counts
     stats.corpus_problems = problems

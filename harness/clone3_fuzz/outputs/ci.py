@@ -104,9 +104,9 @@ def _replay(named: list[tuple[str, Case]], sandbox: Sandbox, profile: profiles.P
 
 
 def run(seconds: int, report_dir: Path, junit: str | None, kernel: str | None = None, fault: str | None = None,
-        log: Callable[[str], object] = print, progress: Callable[[str], object] = lambda text: None,
+        jobs: int = 1, log: Callable[[str], object] = print, progress: Callable[[str], object] = lambda text: None,
         warn: Callable[[str], object] = lambda text: None) -> int:
-    """The CI job into ``report_dir``; returns its exit status. ``log`` gets the closing
+    """The CI job into ``report_dir``, fuzzing with ``jobs`` workers; returns its exit status. ``log`` gets the closing
     summary lines, ``progress`` a line at each step and every few seconds of the campaign,
     ``warn`` what was repaired on the way (each also in the report's problems)."""
     started = time.monotonic()
@@ -170,11 +170,11 @@ def run(seconds: int, report_dir: Path, junit: str | None, kernel: str | None = 
                     progress(f"ci: fuzzing, {max(0, left - stats.seconds):3.0f}s left, {stats.rate:6.0f} calls/s, "
                              f"findings {len(stats.findings)}")
 
-            stats = campaign.run(left, 1, report_dir / "corpus", report_dir, 0, kernel=kernel, fault=fault,
+            stats = campaign.run(left, jobs, report_dir / "corpus", report_dir, 0, kernel=kernel, fault=fault,
                                  progress=sample)
             rules.update(stats.rules)
             counts = {"cases": counts["cases"] + stats.cases, "relation_checks": counts["relation_checks"] + stats.checks}
-            data["campaign"] = {"seconds": stats.seconds, "cases": stats.cases, "relation_checks": stats.checks,
+            data["campaign"] = {"jobs": jobs, "seconds": stats.seconds, "cases": stats.cases, "relation_checks": stats.checks,
                                 "rate": stats.rate, "corpus": stats.corpus, "samples": samples,
                                 "failed_workers": stats.failed_workers, "flaky": stats.flaky,
                                 "restarts": stats.restarts, "interrupted": stats.interrupted,

@@ -69,15 +69,8 @@ class ScratchCgroup:
         mount = cgroup2_mount()
         if mount is None:
             raise HarnessError("cgroup2: no cgroup v2 hierarchy is mounted (needed by \"cgroup\": \"cgroup2\")")
-        own = ""
-        try:
-            with open("/proc/self/cgroup") as f:
-                own = next((line.split("::", 1)[1].strip() for line in f if line.startswith("0::")), "")
-        except OSError:
-            pass
         name = f"clone3-fuzz-{os.getpid()}-{next(self._serial)}"
-        # Our own cgroup first (it may be delegated to us), then the root of the hierarchy.
-        for parent in dict.fromkeys((os.path.join(mount, own.lstrip("/")), mount)):
+        for parent in _scratch_parents(mount):
             _remove_orphans(parent)
             path = os.path.join(parent, name)
             try:
@@ -166,6 +159,26 @@ def limit_events() -> dict[str, int]:
         except (OSError, ValueError):
             continue
     return counts
+
+
+def _scratch_parents(mount: str) -> list[str]:
+    """Where scratch cgroups are made: our own cgroup first (it may be delegated to us),
+    then the root of the hierarchy."""
+    own = ""
+    try:
+        with open("/proc/self/cgroup") as f:
+            own = next((line.split("::", 1)[1].strip() for line in f if line.startswith("0::")), "")
+    except OSError:
+        pass
+    return list(dict.fromkeys((os.path.join(mount, own.lstrip("/")), mount)))
+
+
+def remove_orphan_cgroups() -> None:
+    """Removes the scratch cgroups of runs that were killed (a worker's SIGKILL) before
+    they could remove their own."""
+    mount = cgroup2_mount()
+    for parent in _scratch_parents(mount) if mount else []:
+        _remove_orphans(parent)
 
 
 def _remove_orphans(parent: str) -> None:
