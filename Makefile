@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 C_DIR := harness/clone3_fuzz/runtime/c
 
-.PHONY: run test check bench clean
+.PHONY: run test check bench fuzz-files clean
 
 $(STAMP): pyproject.toml setup.py harness/clone3_fuzz/runtime/build.py $(wildcard $(C_DIR)/*)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -30,6 +30,11 @@ check: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/clone3-fuzz bench
+
+# fuzz/clone3_target.{options,dict} and its seed corpus, written anew from the package
+# (after a change to the seeds or the decoder); tests/unit/test_libfuzzer.py checks them.
+fuzz-files: $(STAMP)
+	$(BIN)/python -m clone3_fuzz.campaign.libfuzzer
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info harness/*.egg-info $(C_DIR)/../_executor*.so

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-from clone3_fuzz.runtime.sandbox import FAULTS, exec_with_fault
+from clone3_fuzz.runtime.sandbox import FAULTS, exec_filtered, exec_with_fault
 
 from ..command import ROOT
 from ..command import clone3_fuzz as _clone3_fuzz
@@ -125,3 +125,38 @@ def test_libfuzzer_merge_by_hand_uses_this_interpreter(tmp_path: Path) -> None:
                           env={**os.environ, "CLONE3_FUZZ_OUT": str(tmp_path / "findings")})
     assert done.returncode == 0, done.stderr[-2000:]
     assert "No module named" not in done.stderr and len(list(merged.iterdir())) == 2
+
+
+def test_an_opt_in_crash_leaves_an_artifact_that_fails_alone(tmp_path: Path) -> None:
+    """With CLONE3_FUZZ_CRASH_ON_FINDING=1, a confirmed finding crashes the target as
+    libFuzzer expects; replayed alone, the artifact fails again under the same fault, and
+    passes on the healthy kernel."""
+    target, artifacts = ROOT / "fuzz" / "clone3_target.py", tmp_path / "artifacts"
+    corpus = tmp_path / "corpus"
+    artifacts.mkdir()
+    shutil.copytree(ROOT / "fuzz" / "clone3_target_seed_corpus", corpus)
+    env = {**os.environ, "CLONE3_FUZZ_CRASH_ON_FINDING": "1", "CLONE3_FUZZ_FAULT": "tail-ignored",
+           "CLONE3_FUZZ_OUT": str(tmp_path / "out")}
+
+    def target_run(*args: str, **changes: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, str(target), *args], env={**env, **changes}, cwd=tmp_path,
+                              capture_output=True, text=True, timeout=180)
+
+    done = target_run(str(corpus), "-max_total_time=90", f"-artifact_prefix={artifacts}/")
+    assert done.returncode != 0 and "ConfirmedFinding: clone3:" in done.stdout + done.stderr, done.stderr[-2000:]
+    [artifact] = list(artifacts.glob("crash-*"))
+    again = target_run(str(artifact))
+    assert again.returncode != 0 and "ConfirmedFinding: clone3:" in again.stdout + again.stderr, again.stderr[-2000:]
+    healthy = target_run(str(artifact), CLONE3_FUZZ_FAULT="")
+    assert healthy.returncode == 0, healthy.stderr[-2000:]
+
+
+def test_the_target_under_a_container_s_default_profile_stops_in_one_line(tmp_path: Path) -> None:
+    # Docker's default seccomp profile answers clone3 with ENOSYS.
+    log = tmp_path / "log"
+    status = exec_filtered(["/bin/sh", "-c", f'cd {tmp_path} && exec "$0" "$@" 2>{log}', sys.executable,
+                            str(ROOT / "fuzz" / "clone3_target.py"), "-runs=1"], 38)
+    assert os.WEXITSTATUS(status) == 3
+    assert [line for line in log.read_text().splitlines() if not line.startswith("INFO:")] == [
+        "clone3-fuzz: clone3 is unavailable here: probably a seccomp filter (Seccomp: 2 in /proc/self/status; "
+        "clone3 gave ENOSYS)"]

@@ -27,6 +27,7 @@ from ..atomic import write_text
 from ..exit_status import HarnessError
 from ..model.case import CaseError, read_jsonl
 from ..runtime.sandbox import remove_orphan_cgroups
+from . import libfuzzer
 from .corpus import SEEDS
 from .finding import CONFIRMED, list_signatures
 from .findings import gather
@@ -108,9 +109,8 @@ def _seed(corpus: Path) -> list[str]:
     (any other bytes decode to cases), and the user should hear of it."""
     corpus.mkdir(parents=True, exist_ok=True)
     if not any(corpus.iterdir()) and SEEDS.exists():
-        for number, line in enumerate(SEEDS.read_text().splitlines()):
-            if line.startswith("{"):
-                (corpus / f"seed-{number:04d}").write_text(line + "\n")
+        for name, data in libfuzzer.seed_inputs().items():
+            (corpus / name).write_bytes(data)
     problems = []
     for path in sorted(corpus.iterdir()):
         try:
@@ -204,6 +204,7 @@ def run(seconds: int, jobs: int, corpus: Path, out: Path, seed: int, kernel: str
         env["CLONE3_FUZZ_KERNEL"] = kernel
     if fault:
         env["CLONE3_FUZZ_FAULT"] = fault
+    flags = libfuzzer.options(libfuzzer.installed_options())  # the target's own defaults, as ClusterFuzz runs it
     started = time.monotonic()
     deadline = started + seconds
     slots = [_Slot(i, open(out / "logs" / f"worker-{i}.log", "a"), out / "stats" / f"worker-{i}.json") for i in range(jobs)]
@@ -217,8 +218,7 @@ def run(seconds: int, jobs: int, corpus: Path, out: Path, seed: int, kernel: str
                    "-timeout=60", "-rss_limit_mb=8192", "-print_final_stats=1",
                    # The worker stops itself cleanly on SIGINT and SIGTERM (see worker.py).
                    "-handle_int=0", "-handle_term=0",
-                   # Long inputs are batches of many cases: grow to them at once.
-                   "-len_control=0", "-max_len=4096"]
+                   *(f"-{key}={value}" for key, value in flags.items())]
         # The running interpreter, by /proc/self/exe: its path (sys.executable) may lie
         # behind a directory this user cannot search, and argv[0] still selects the venv.
         slot.process = subprocess.Popen(command, executable="/proc/self/exe", stdout=slot.log, stderr=subprocess.STDOUT,

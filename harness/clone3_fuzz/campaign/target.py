@@ -4,12 +4,17 @@ Started by ``clone3-fuzz fuzz`` as ``python -m clone3_fuzz.campaign.target``, on
 per worker, or by hand through ``fuzz/clone3_target.py`` with libFuzzer's flags. Settings
 come from the environment: CLONE3_FUZZ_OUT (findings and stats, default reports/manual),
 CLONE3_FUZZ_KERNEL (judge as this kernel version), CLONE3_FUZZ_WORKER (an index),
-CLONE3_FUZZ_FAULT (a planted fault, see ``clone3-fuzz selftest``).
+CLONE3_FUZZ_FAULT (a planted fault, see ``clone3-fuzz selftest``),
+CLONE3_FUZZ_CRASH_ON_FINDING=1 (crash on a confirmed finding, see below).
 
-A discrepancy is recorded as a finding and the campaign goes on: it never crashes the
-target, so one run collects every finding. Coverage comes from the case decoding, the
-oracle and the relations, which are instrumented; the kernel's own coverage is not
-visible from here. No process is forked from Python: the executor does it in C.
+A discrepancy is recorded as a finding and the campaign goes on: by default it never
+crashes the target, so one run collects every finding. With CLONE3_FUZZ_CRASH_ON_FINDING=1
+a confirmed one (saved first) raises :class:`~.worker.ConfirmedFinding`, as libFuzzer's
+tooling and ClusterFuzzLite expect of a target: they save the input as a crash artifact,
+and the artifact replayed alone fails the same way.
+
+Coverage comes from the case decoding and the oracle, which are instrumented; the
+kernel's own coverage is not visible from here. No process is forked from Python: the executor does it in C.
 """
 
 from __future__ import annotations
@@ -48,7 +53,10 @@ def _self_command() -> str:
     """An executable that runs this target with this very interpreter. libFuzzer's
     -merge, -fork and -jobs start ``argv[0]`` again: the target's script would go through
     its ``#!/usr/bin/env python3`` line and find a Python without atheris (and the merge
-    would then report "0 new files")."""
+    would then report "0 new files"). A frozen target (ClusterFuzzLite's PyInstaller
+    build) is its own executable."""
+    if getattr(sys, "frozen", False):
+        return sys.executable
     text = f"#!/bin/sh\nexec {shlex.quote(sys.executable)} -m clone3_fuzz.campaign.target \"$@\"\n"
     digest = hashlib.sha1(text.encode()).hexdigest()[:12]
     path = os.path.join(tempfile.gettempdir(), f"clone3-fuzz-target-{os.getuid()}-{digest}")

@@ -17,18 +17,26 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from ..atomic import write_text
-from ..exit_status import HarnessError
+from ..exit_status import ExitStatus, HarnessError
 from ..model import profile as profiles
 from ..model.oracle import Oracle
 from ..model.verdict import evaluate
 from ..runtime.probe import live_profile, probe
 from ..runtime.sandbox import Sandbox
 from .decode import decode
-from .finding import from_result, from_violation
+from .finding import from_result, from_violation, title
 from .findings import Store
 from .minimize import minimize
 
 STATS_EVERY = 1.0
+#: Set to 1, a confirmed finding crashes the target (after it is saved), so that libFuzzer
+#: and ClusterFuzzLite write the input as an artifact; replayed alone, the input fails again.
+CRASH_ON_FINDING = "CLONE3_FUZZ_CRASH_ON_FINDING"
+
+
+class ConfirmedFinding(Exception):
+    """Raised out of the target, with CLONE3_FUZZ_CRASH_ON_FINDING=1, for an input whose
+    cases disagreed with the oracle or a relation on every run."""
 
 
 @dataclass
@@ -46,6 +54,7 @@ class Worker:
     new_findings: int = 0
     flaky: int = 0
     stopping: bool = False
+    crash_on_finding: bool = False
     oracle: Oracle = field(init=False)  # the profile's, remembering predictions across inputs
     harness: Counter[str] = field(default_factory=Counter)  # cases the harness could not run, by cause
     rules: Counter[str] = field(default_factory=Counter)
@@ -70,6 +79,11 @@ class Worker:
         fault = os.environ.get("CLONE3_FUZZ_FAULT") or None
         sandbox = Sandbox(fault=fault)
         measured = probe(sandbox)
+        if measured.clone3 != "available":
+            # A campaign against ENOSYS (a container's default seccomp profile) would only
+            # ever agree with itself.
+            print(f"clone3-fuzz: clone3 is unavailable here: {measured.clone3_missing_cause}", file=sys.stderr)
+            sys.exit(ExitStatus.UNAVAILABLE)
         live = live_profile(sandbox, measured)
         kernel = os.environ.get("CLONE3_FUZZ_KERNEL")
         profile = profiles.named(kernel, live) if kernel else live
@@ -77,7 +91,8 @@ class Worker:
         store = Store(out, profile, fault=fault, caller=measured.privilege.summary())
         for warning in store.warnings:
             print(f"clone3-fuzz: warning: {warning}", file=sys.stderr, flush=True)
-        worker = cls(sandbox, profile, store, os.path.join(out, "stats", f"worker-{index}.json"), stopping=bool(stopping))
+        worker = cls(sandbox, profile, store, os.path.join(out, "stats", f"worker-{index}.json"), stopping=bool(stopping),
+                     crash_on_finding=os.environ.get(CRASH_ON_FINDING) == "1")
         for number in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             signal.signal(number, worker.stop)
         return worker
@@ -120,6 +135,9 @@ class Worker:
             self.write_stats()
         if self.stopping:
             os._exit(0)  # libFuzzer's own exit would run its crash-detecting exit callbacks
+        if found and self.crash_on_finding:
+            self.write_stats()
+            raise ConfirmedFinding("; ".join(dict.fromkeys(title(f, self.profile.release) for f in found)))
 
     def write_stats(self) -> None:
         """Writes the stats file the supervisor reads (whole, by rename), after the
