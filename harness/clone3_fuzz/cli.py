@@ -415,21 +415,42 @@ def cmd_probe(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    """``clone3-fuzz bench``: the executor's and the campaign's rates beside their baselines."""
+    """``clone3-fuzz bench``: the executor's and the campaign's rates beside their baselines,
+    real campaigns with one job and every core, and the time to a first finding."""
+    progress = (lambda text: None) if args.json else _status_line
+    progress("bench: the raw loop and the executor's batches")
     measures = bench.run(args.scale)
-    with tempfile.TemporaryDirectory() as out:
-        sandbox = Sandbox()
+    with tempfile.TemporaryDirectory() as out, Sandbox() as sandbox:
         live = probe.live_profile(sandbox)
         worker = Worker(sandbox, live, Store(out, live), os.path.join(out, "stats.json"))
+        progress("bench: the worker's loop and the naive fork-per-case loop")
         campaigns = [bench.measure_campaign(mix, 5 * args.scale, worker) for mix in bench.MIXES]
+    seconds, cores = max(4, int(15 * args.scale)), args.jobs
+    real = []
+    for jobs in dict.fromkeys((1, cores)):
+        progress(f"bench: a real campaign of {seconds} s with {jobs} job{'s' if jobs > 1 else ''}")
+        real.append(bench.real_campaign(seconds, jobs))
+    speedup = real[-1].rate / real[0].rate if real[0].rate else 0.0
+    limit = max(10, int(60 * args.scale))
+    first = {}
+    for kind, fault in bench.FIRST_FINDING_FAULTS.items():
+        progress(f"bench: time to the first finding under {fault} (at most {limit} s)")
+        first[kind] = bench.first_finding(fault, limit, cores)
     if args.json:
         emit({
             "kinds": {m.kind: {"cases": m.cases, "raw_rate": m.raw_rate, "encode_rate": m.encode_rate,
                                "batch_rate": m.batch_rate, "decode_rate": m.decode_rate} for m in measures},
             "campaign": {c.mix: {"cases": c.cases, "calls": c.calls, "case_rate": c.case_rate,
                                  "naive_rate": c.naive_rate} for c in campaigns},
-            "ratios": {**{m.kind: m.ratio for m in measures}, **{f"{c.mix}/naive": c.ratio for c in campaigns}},
-            "targets": {**{m.kind: m.target for m in measures}, "campaign-rejected/naive": 10.0},
+            "real_campaigns": [{"jobs": r.jobs, "seconds": r.seconds, "calls": r.calls, "rate": r.rate,
+                                "per_core": r.per_core} for r in real],
+            "first_finding_seconds": {kind: {"fault": bench.FIRST_FINDING_FAULTS[kind], "seconds": t, "limit": limit}
+                                      for kind, t in first.items()},
+            "ratios": {**{m.kind: m.ratio for m in measures}, **{f"{c.mix}/naive": c.ratio for c in campaigns},
+                       "jobs/1-job": speedup},
+            "targets": {**{m.kind: m.target for m in measures}, "campaign-rejected/naive": 10.0,
+                        "jobs/1-job": bench.SPEEDUP_PER_JOB * cores,
+                        "per_core": bench.PER_CORE_TARGET},
         }, indent=2)
         return ExitStatus.AGREE
     print(f"{'kind':<18}{'cases':>8}{'raw/s':>12}{'batch/s':>12}{'ratio':>7}{'target':>8}{'encode/s':>11}{'decode/s':>11}")
@@ -439,6 +460,16 @@ def cmd_bench(args: argparse.Namespace) -> int:
     print(f"\n{'campaign mix':<18}{'cases':>8}{'calls':>9}{'cases/s':>10}{'naive/s':>10}{'ratio':>7}")
     for c in campaigns:
         print(f"{c.mix:<18}{c.cases:>8}{c.calls:>9}{c.case_rate:>10.0f}{c.naive_rate:>10.0f}{c.ratio:>7.1f}")
+    print(f"\n{'real campaign':<18}{'seconds':>8}{'calls':>9}{'calls/s':>10}{'per job':>10}  (target per job "
+          f"{bench.PER_CORE_TARGET:.0f})")
+    for r in real:
+        print(f"{f'{r.jobs} job' + ('s' if r.jobs > 1 else ''):<18}{r.seconds:>8.1f}{r.calls:>9}{r.rate:>10.0f}"
+              f"{r.per_core:>10.0f}")
+    if len(real) > 1:
+        print(f"{'speed-up':<18}{speedup:>8.2f}x  (target {bench.SPEEDUP_PER_JOB * cores:.1f}x)")
+    print(f"\n{'first finding':<18}{'fault':<22}{'seconds':>8}  ({cores} jobs, empty corpus, at most {limit} s)")
+    for kind, t in first.items():
+        print(f"{kind:<18}{bench.FIRST_FINDING_FAULTS[kind]:<22}{'none' if t is None else f'{t:.1f}':>8}")
     return ExitStatus.AGREE
 
 
@@ -537,7 +568,8 @@ def build_parser() -> argparse.ArgumentParser:
     found.set_defaults(func=cmd_findings)
 
     b = command("bench", "executor and campaign speed beside baselines, in one run")
-    b.add_argument("--scale", type=float, default=1.0, help="multiply the case counts (default 1.0)")
+    b.add_argument("--scale", type=float, default=1.0, help="multiply the case counts and durations (default 1.0)")
+    _jobs_option(b)
     b.set_defaults(func=cmd_bench)
     return parser
 

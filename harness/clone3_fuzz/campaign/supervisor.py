@@ -103,12 +103,13 @@ def available_cores() -> int:
     return max(1, int(cores))
 
 
-def _seed(corpus: Path) -> list[str]:
-    """An empty corpus starts from the JSON seeds, one case per file. Returns a line for
-    each corpus entry written as JSON that does not parse: the fuzzer skips those cases
-    (any other bytes decode to cases), and the user should hear of it."""
+def _seed(corpus: Path, seeds: bool = True) -> list[str]:
+    """An empty corpus starts from the JSON seeds, one case per file (unless ``seeds`` is
+    false). Returns a line for each corpus entry written as JSON that does not parse: the
+    fuzzer skips those cases (any other bytes decode to cases), and the user should hear
+    of it."""
     corpus.mkdir(parents=True, exist_ok=True)
-    if not any(corpus.iterdir()) and SEEDS.exists():
+    if seeds and not any(corpus.iterdir()) and SEEDS.exists():
         for name, data in libfuzzer.seed_inputs().items():
             (corpus / name).write_bytes(data)
     problems = []
@@ -189,14 +190,17 @@ class _Slot:
 
 
 def run(seconds: int, jobs: int, corpus: Path, out: Path, seed: int, kernel: str | None = None,
-        fault: str | None = None, progress: Callable[[Stats], None] | None = None) -> Stats:
+        fault: str | None = None, progress: Callable[[Stats], None] | None = None,
+        until: Callable[[Stats], bool] | None = None, seeds: bool = True) -> Stats:
     """One campaign of ``seconds``; returns its statistics. ^C (and SIGTERM, SIGHUP, which
-    the command line turns into it) ends it early, as cleanly: ``stats.interrupted``."""
+    the command line turns into it) ends it early, as cleanly: ``stats.interrupted``; so
+    does ``until(stats)`` turning true (then not counted as interrupted). An empty corpus
+    starts from the JSON seeds unless ``seeds`` is false."""
     out.mkdir(parents=True, exist_ok=True)
     lock = _lock(out)
     (out / "logs").mkdir(exist_ok=True)
     (out / "artifacts").mkdir(exist_ok=True)
-    problems = _seed(corpus)
+    problems = _seed(corpus, seeds)
     env = {**os.environ, "CLONE3_FUZZ_OUT": str(out), "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}"}
     env.pop("CLONE3_FUZZ_KERNEL", None)
     env.pop("CLONE3_FUZZ_FAULT", None)
@@ -232,8 +236,12 @@ def run(seconds: int, jobs: int, corpus: Path, out: Path, seed: int, kernel: str
             time.sleep(0.5)
             for slot in slots:
                 _watch(slot, deadline, restarts, start)
-            if progress:
-                progress(_collect(out, corpus, started))
+            if progress or until:
+                now = _collect(out, corpus, started)
+                if progress:
+                    progress(now)
+                if until and until(now):
+                    break
     except KeyboardInterrupt:
         interrupted = True
     finally:

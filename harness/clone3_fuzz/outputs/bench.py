@@ -6,17 +6,22 @@ encoding of the batch (Python), the executor's batch (C, process tree included) 
 decoding of its outcomes (Python). For campaigns: the worker's own loop (decode, run,
 judge, relations; atheris's instrumentation aside) on a rejected-path and a success-path
 mix, beside the naive way: a Python loop that forks a child per case and calls clone3
-through ctypes.
+through ctypes. Then real atheris campaigns (``clone3-fuzz fuzz``'s own supervisor) with
+one job and with every core, and the time each takes to its first finding under three
+planted faults, from an empty corpus.
 """
 
 from __future__ import annotations
 
 import ctypes
 import os
+import tempfile
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+from ..campaign import supervisor
 from ..exit_status import HarnessError
 from ..model.case import Case, parse
 from ..runtime._executor import ffi, lib
@@ -31,6 +36,8 @@ KINDS: dict[str, tuple[dict[str, Any], bool]] = {
     "success": ({"size": 88, "exit_signal": "SIGCHLD"}, True),
 }
 TARGETS = {"rejected": 0.5, "success": 0.8}
+PER_CORE_TARGET = 20_000.0  # a real campaign's calls per second per job
+SPEEDUP_PER_JOB = 0.9  # N jobs over one: at least 0.9 N (1.8 for two)
 
 
 @dataclass(frozen=True)
@@ -139,3 +146,51 @@ def measure_campaign(mix: str, seconds: float, worker: Any) -> CampaignMeasure:
 def run(scale: float = 1.0) -> list[Measure]:
     """Every kind; ``scale`` multiplies the case counts (200,000 rejected, 2,000 successful)."""
     return [measure(kind, max(1, int(scale * (2000 if reap else 200_000)))) for kind, (_, reap) in KINDS.items()]
+
+
+@dataclass(frozen=True)
+class RealCampaign:
+    """A real atheris campaign: its calls per second once every worker runs (start-up,
+    the probe of each worker, left out)."""
+
+    jobs: int
+    seconds: float
+    calls: int  # cases and relation variants, start-up included
+    rate: float  # calls per second in the steady state, all jobs together
+
+    @property
+    def per_core(self) -> float:
+        """Calls per second per job."""
+        return self.rate / self.jobs
+
+
+def _steady_rate(samples: list[tuple[float, int]]) -> float:
+    """Calls per second between the first sample with calls and the last."""
+    moving = [(t, calls) for t, calls in samples if calls > 0]
+    if len(moving) < 2 or moving[-1][0] <= moving[0][0]:
+        return 0.0
+    return (moving[-1][1] - moving[0][1]) / (moving[-1][0] - moving[0][0])
+
+
+def real_campaign(seconds: int, jobs: int) -> RealCampaign:
+    """``clone3-fuzz fuzz --time seconds --jobs jobs`` from the seeds, in a scratch folder."""
+    samples: list[tuple[float, int]] = []
+    with tempfile.TemporaryDirectory() as scratch:
+        stats = supervisor.run(seconds, jobs, Path(scratch) / "corpus", Path(scratch) / "out", 0,
+                               progress=lambda s: samples.append((s.seconds, s.cases + s.checks)))
+    return RealCampaign(jobs, stats.seconds, stats.cases + stats.checks, _steady_rate(samples))
+
+
+#: The planted faults timed to their first finding: a wrong errno for any oversized
+#: struct (shallow), a nonzero tail accepted (one byte among thousands), and a pair of
+#: flags refused that the kernel accepts together.
+FIRST_FINDING_FAULTS = {"shallow": "oversize-einval", "tail": "tail-ignored", "flag-combination": "vm-vfork-einval"}
+
+
+def first_finding(fault: str, limit: int, jobs: int) -> float | None:
+    """Seconds from the start of a campaign under ``fault`` (empty corpus, so the fuzzer
+    must find it, not the seeds) to its first finding; None if none within ``limit``."""
+    with tempfile.TemporaryDirectory() as scratch:
+        stats = supervisor.run(limit, jobs, Path(scratch) / "corpus", Path(scratch) / "out", 0, fault=fault,
+                               until=lambda s: bool(s.findings), seeds=False)
+    return stats.seconds if stats.findings else None
