@@ -114,3 +114,27 @@ def test_interrupt_returns_every_outcome_so_far() -> None:
     done = [o for o in stop.value.outcomes if o is not None]
     assert 0 < len(done) < 100_000
     assert all(o.observed == "success" for o in done)
+
+
+def test_one_tree_serves_every_batch_and_settles_each_case() -> None:
+    sandbox = Sandbox(batch_size=7)
+    before = footprint()
+    for _ in range(20):
+        assert {o.observed for o in sandbox.run([SUCCESS, parse({"size": 4097})] * 7)} == {"success", "E2BIG"}
+        # Between batches: the reaper and its one executor, every case's child reaped.
+        assert footprint() == replace(before, descendants=before.descendants + 2)
+    assert sandbox.executors == 1
+    sandbox.close()
+    assert footprint() == before
+
+
+def test_a_sandbox_used_from_thread_after_thread_loses_nothing() -> None:
+    # A tree dies with the thread that started it (PR_SET_PDEATHSIG is per thread).
+    sandbox = Sandbox()
+    seen: list[str] = []
+    for _ in range(4):
+        runner = threading.Thread(target=lambda: seen.extend(o.observed for o in sandbox.run([SUCCESS] * 5)))
+        runner.start()
+        runner.join()
+    assert seen == ["success"] * 20
+    assert [o.observed for o in sandbox.run([SUCCESS])] == ["success"]

@@ -78,10 +78,11 @@ def measure(kind: str, count: int, rounds: int = 3) -> Measure:
     if raw_ns < 0:
         raise HarnessError(f"bench: the baseline process failed (errno {-raw_ns})")
     blob, encode_s = _timed(lambda: encode_batch([case] * count))
+    out = ffi.new("struct c3_outcome[]", count)
+    info = ffi.new("struct c3_batch_info *")
     with Sandbox() as sandbox:
-        sandbox.run_encoded(encode_batch([case]), 1)  # starting the tree is the first batch's cost only
-        runs = [_timed(lambda: sandbox.run_encoded(blob, count)) for _ in range(rounds)]
-    (out, info), batch_s = min(runs, key=lambda run: run[1])
+        sandbox.run_encoded(encode_batch([case]), out[0:1], info)  # starting the tree is the first batch's cost only
+        batch_s = min(_timed(lambda: sandbox.run_encoded(blob, out, info))[1] for _ in range(rounds))
     if info.error or info.done != count:
         raise HarnessError(f"bench: the {kind} batch did not complete (errno {info.error})")
     outcomes, decode_s = _timed(lambda: [decode_outcome(out[i]) for i in range(count)])

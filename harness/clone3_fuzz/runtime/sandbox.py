@@ -13,6 +13,7 @@ import errno
 import functools
 import itertools
 import os
+import threading
 import time
 import weakref
 from typing import Callable, Sequence
@@ -245,16 +246,19 @@ class _Tree:
         self.handle: ffi.CData | None = None
         self.cgroup_fd = -1
         self.room = (0, 0)  # blob bytes, cases
+        self.thread = 0  # the native id of the thread that started it
 
     def ready(self, cgroup_fd: int, length: int, count: int) -> ffi.CData:
         """A running tree that takes a batch of ``count`` cases in ``length`` bytes, with
         ``cgroup_fd`` (if not -1) as the cgroup its cases name."""
-        if self.handle is not None and ((cgroup_fd >= 0 and cgroup_fd != self.cgroup_fd)
-                                        or length > self.room[0] or count > self.room[1]):
+        # A tree dies with the thread that started it (PR_SET_PDEATHSIG is per thread):
+        # another thread gets a tree of its own.
+        if self.handle is not None and ((cgroup_fd >= 0 and cgroup_fd != self.cgroup_fd) or length > self.room[0]
+                                        or count > self.room[1] or self.thread != threading.get_native_id()):
             self.close()
         if self.handle is None:
             self.room = (max(BLOB_CAP, 2 * length), max(256, 2 * count))
-            self.cgroup_fd = cgroup_fd
+            self.cgroup_fd, self.thread = cgroup_fd, threading.get_native_id()
             env = ffi.new("struct c3_env *", {"cgroup_fd": cgroup_fd, "timeout_ms": self.timeout_ms,
                                               "fault": self.fault})
             err = ffi.new("int *")
@@ -329,36 +333,37 @@ class Sandbox:
             raise Interrupted(results) from None
         return results  # type: ignore[return-value]  # every slot is filled by now
 
-    def run_encoded(self, blob: bytes, count: int, cgroup_fd: int = -1) -> tuple[ffi.CData, ffi.CData]:
-        """One encoded batch of ``count`` cases through the tree: its ``struct c3_outcome``
-        array and its ``struct c3_batch_info``.
+    def run_encoded(self, blob: bytes, out: ffi.CData, info: ffi.CData, cgroup_fd: int = -1) -> None:
+        """One encoded batch through the tree, its outcomes into ``out`` (a ``struct
+        c3_outcome[]`` as long as the batch) and ``info``.
 
         Signals for this process are handled while the batch runs; one whose handler raises
-        (^C) stops the tree, and the outcomes obtained before it are kept in the array,
-        which the exception carries as ``outcomes``. Raises :class:`HarnessError` when the
-        tree cannot start.
+        (^C) stops the tree, and ``out`` then holds every outcome obtained before it.
+        Raises :class:`HarnessError` when the tree cannot start.
         """
-        out = ffi.new("struct c3_outcome[]", count)
-        info = ffi.new("struct c3_batch_info *")
-        tree = self._tree.ready(cgroup_fd, len(blob), count)
-        if lib.c3_tree_post(tree, blob, len(blob), count):  # the tree died since the last batch
-            self._tree.close()
+        count = len(out)
+        # A tree may die between two batches, or just as one is posted (killed from
+        # outside): then a fresh tree runs the batch, as long as no case of it had run.
+        for attempt in range(2):
             tree = self._tree.ready(cgroup_fd, len(blob), count)
-            lib.c3_tree_post(tree, blob, len(blob), count)
-        try:
-            # Python runs pending signal handlers between two waits; the batch goes on.
-            while (status := lib.c3_tree_wait(tree)) == -errno.EINTR:
-                pass
-        except BaseException as e:
-            lib.c3_tree_stop(tree)
+            if lib.c3_tree_post(tree, blob, len(blob), count):
+                self._tree.close()
+                continue
+            try:
+                # Python runs pending signal handlers between two waits; the batch goes on.
+                while (status := lib.c3_tree_wait(tree)) == -errno.EINTR:
+                    pass
+            except BaseException:
+                lib.c3_tree_stop(tree)
+                lib.c3_tree_collect(tree, out, info)
+                self._tree.close()
+                raise
             lib.c3_tree_collect(tree, out, info)
-            self._tree.close()
-            e.outcomes = out  # type: ignore[attr-defined]
-            raise
-        lib.c3_tree_collect(tree, out, info)
-        if status or info.error:
-            self._tree.close()  # dead, or it ended on a harness failure: the next batch starts anew
-        return out, info
+            if status or info.error:
+                self._tree.close()  # dead, or it ended on a harness failure: the next batch starts anew
+            if not (status and info.done == 0 and attempt == 0):
+                return
+        raise HarnessError("sandbox: the executor's process tree keeps dying before its first case")
 
     @staticmethod
     def _blame_limits(before: dict[str, int], indices: range, results: list[Outcome | None]) -> None:
@@ -379,16 +384,15 @@ class Sandbox:
 
     def _run_batch(self, cases: Sequence[Case], indices: range, results: list[Outcome | None], cgroup_fd: int) -> None:
         blob = encode_batch(cases[i] for i in indices)
+        out = ffi.new("struct c3_outcome[]", len(indices))
+        info = ffi.new("struct c3_batch_info *")
         before = limit_events()
         try:
-            out, info = self.run_encoded(blob, len(indices), cgroup_fd)
-        except KeyboardInterrupt as e:
-            # Keep what the batch found before the interruption.
+            self.run_encoded(blob, out, info, cgroup_fd)
+        finally:
+            # Before any KeyboardInterrupt propagates: keep what the batch found.
             for j, i in enumerate(indices):
-                results[i] = decode_outcome(e.outcomes[j])  # type: ignore[attr-defined]
-            raise
-        for j, i in enumerate(indices):
-            results[i] = decode_outcome(out[j])
+                results[i] = decode_outcome(out[j])
         self.isolation = ISOLATION.get(info.isolation, self.isolation)
         self.executors += info.executors
         self._blame_limits(before, indices, results)

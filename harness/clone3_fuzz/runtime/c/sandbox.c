@@ -430,7 +430,19 @@ struct c3_tree {
 	uint32_t executors; /* sh->executors when the last batch was collected */
 	int32_t isolation;
 	pid_t reaper;       /* 0 once stopped */
+	pid_t owner;        /* the caller; a fork of it must not stop the caller's tree */
 };
+
+/* Whether the reaper has ended (killed from outside, or with the thread that started it). */
+static int reaper_gone(const struct c3_tree *t)
+{
+	siginfo_t si;
+
+	/* WNOWAIT keeps a dead reaper a zombie, so its pid (and process group) cannot be
+	 * reused before c3_tree_stop() has killed whatever is left in its group. */
+	si.si_pid = 0;
+	return waitid(P_PID, (id_t)t->reaper, &si, WEXITED | WNOHANG | WNOWAIT) == 0 && si.si_pid;
+}
 
 struct c3_tree *c3_tree_start(const struct c3_env *env, size_t blob_cap, uint32_t case_cap, int *err)
 {
@@ -456,6 +468,7 @@ struct c3_tree *c3_tree_start(const struct c3_env *env, size_t blob_cap, uint32_
 	t->sh->env = *env;
 	t->sh->out = (struct c3_outcome *)(map + head);
 	t->sh->blob = map + head + (size_t)case_cap * sizeof(struct c3_outcome);
+	t->owner = getpid();
 	t->reaper = start_reaper(t->sh, &t->isolation);
 	if (t->reaper < 0) {
 		*err = t->reaper;
@@ -473,7 +486,7 @@ int c3_tree_post(struct c3_tree *t, const uint8_t *blob, size_t len, uint32_t n)
 
 	if (len > t->blob_cap || n > t->case_cap)
 		return -E2BIG;
-	if (!t->reaper || sh->error)
+	if (!t->reaper || sh->error || reaper_gone(t))
 		return -ECHILD;
 	memcpy(sh->blob, blob, len);
 	memset(sh->out, 0, (size_t)n * sizeof(struct c3_outcome));
@@ -497,16 +510,11 @@ int c3_tree_wait(struct c3_tree *t)
 	const struct timespec poll = {0, 100000000};
 	struct shared *sh = t->sh;
 	uint32_t posted = sh->posted, done;
-	siginfo_t si;
 
 	while ((done = load(&sh->done)) != posted) {
 		if (futex_wait(&sh->done, done, &poll) && errno == EINTR)
 			return -EINTR;
-		/* WNOWAIT keeps a dead reaper a zombie, so its pid (and process group) cannot
-		 * be reused before c3_tree_stop() has killed whatever is left in its group. */
-		si.si_pid = 0;
-		if (load(&sh->done) != posted &&
-		    waitid(P_PID, (id_t)t->reaper, &si, WEXITED | WNOHANG | WNOWAIT) == 0 && si.si_pid)
+		if (load(&sh->done) != posted && reaper_gone(t))
 			return -ECHILD;
 	}
 	return 0;
@@ -528,8 +536,10 @@ void c3_tree_collect(struct c3_tree *t, struct c3_outcome *out, struct c3_batch_
 
 void c3_tree_stop(struct c3_tree *t)
 {
-	if (!t->reaper)
+	if (!t->reaper || getpid() != t->owner) {
+		t->reaper = 0; /* in a fork of the caller, the tree is not ours to stop */
 		return;
+	}
 	kill(t->reaper, SIGKILL);
 	/* Without a pid namespace the kernel does not kill the leftovers for us. */
 	kill(-t->reaper, SIGKILL);
