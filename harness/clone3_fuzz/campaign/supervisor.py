@@ -225,9 +225,16 @@ def run(seconds: int, jobs: int, corpus: Path, out: Path, seed: int, kernel: str
                    *(f"-{key}={value}" for key, value in flags.items())]
         # The running interpreter, by /proc/self/exe: its path (sys.executable) may lie
         # behind a directory this user cannot search, and argv[0] still selects the venv.
-        slot.process = subprocess.Popen(command, executable="/proc/self/exe", stdout=slot.log, stderr=subprocess.STDOUT,
-                                        env={**env, "CLONE3_FUZZ_WORKER": str(slot.index)}, preexec_fn=_die_with_parent)
         slot.started = time.time()
+        try:
+            slot.process = subprocess.Popen(command, executable="/proc/self/exe", stdout=slot.log,
+                                            stderr=subprocess.STDOUT, env={**env, "CLONE3_FUZZ_WORKER": str(slot.index)},
+                                            preexec_fn=_die_with_parent)
+        except OSError as e:  # EAGAIN under a pids limit, ENOMEM
+            slot.process = None
+            slot.restarts = RESTARTS + 1
+            slot.done = True
+            restarts.append(f"worker {slot.index}: could not start: {e.strerror}")
 
     try:
         for slot in slots:

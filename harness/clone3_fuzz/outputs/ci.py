@@ -161,6 +161,13 @@ def run(seconds: int, report_dir: Path, junit: str | None, kernel: str | None = 
         progress("ci: drawing the ABI map")
         data["abi_map"] = abi_map(sandbox, profile)
         counts = {"cases": len(named), "relation_checks": len(evaluation.checks)}
+        # What is known so far, kept should the campaign end badly (a full disk, a kill).
+        data.update(status="running", counts={**counts, "discrepancies": len(data["discrepancies"])},
+                    findings=_findings(report_dir), rules=dict(rules), seconds=time.monotonic() - started)
+        report.write_json(data, str(report_dir))
+        # The workers have trees of their own: this one's processes would count against
+        # the caller's pids limit meanwhile.
+        sandbox.close()
         left = int(deadline - time.monotonic() - REPORT_MARGIN)
         if left >= 2:
             samples: list[list[float]] = []

@@ -26,12 +26,17 @@ OTHER = "#9e9e9e"
 def write_all(report: dict[str, Any], folder: str, junit: str | None) -> None:
     """report.json, report.md and report.html into ``folder``, and JUnit XML at ``junit``;
     each file whole or not at all."""
-    os.makedirs(folder, exist_ok=True)
-    write_text(os.path.join(folder, "report.json"), json.dumps(report, indent=2) + "\n")
+    write_json(report, folder)
     write_text(os.path.join(folder, "report.md"), markdown(report))
     write_text(os.path.join(folder, "report.html"), page(report))
     if junit:
         write_text(junit, junit_xml(report))
+
+
+def write_json(report: dict[str, Any], folder: str) -> None:
+    """report.json alone, whole or not at all: the CI job's record of what it has done so far."""
+    os.makedirs(folder, exist_ok=True)
+    write_text(os.path.join(folder, "report.json"), json.dumps(report, indent=2) + "\n")
 
 
 def _headline(report: dict[str, Any]) -> str:
