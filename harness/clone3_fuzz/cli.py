@@ -495,10 +495,11 @@ def _sandbox_options(sub: argparse.ArgumentParser) -> None:
 
 
 def _jobs_option(sub: argparse.ArgumentParser) -> None:
-    cores = campaign.available_cores()
-    sub.add_argument("--jobs", type=_positive, default=cores, metavar="N",
-                     help=f"parallel fuzzing workers (default: the cores this process may use, by its affinity "
-                          f"and cgroup CPU limit: {cores} here)")
+    # The default is found in main(), for the commands that fuzz only: it reads the
+    # process's cgroups, which no other command needs at start-up.
+    sub.add_argument("--jobs", type=_positive, metavar="N",
+                     help="parallel fuzzing workers (default: the cores this process may use, by its affinity "
+                          "and cgroup CPU limit)")
 
 
 def _campaign_options(sub: argparse.ArgumentParser) -> None:
@@ -593,6 +594,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Runs one command; returns its exit status (see :class:`.exit_status.ExitStatus`).
     SIGTERM and SIGHUP stop it as ^C does: cleanly, with what was done kept, exit 130."""
     args = build_parser().parse_args(argv)
+    if "jobs" in args and args.jobs is None:
+        args.jobs = campaign.available_cores()
     for number in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(number, _interrupt)
     try:

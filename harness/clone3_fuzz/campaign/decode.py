@@ -14,6 +14,7 @@ import json
 
 from ..model import abi
 from ..model.case import MAX_IMAGE, Case, CaseError, parse
+from ..model.memo import Memo
 from .strategies import (
     COMBINATIONS,
     DEPRECATED_BITS,
@@ -130,23 +131,20 @@ def _case(r: _Reader, page: int) -> Case:
 #: costs more than running it. A record is what _case() consumed, so the same bytes
 #: always decode to the same case; one that ran past the end of its input (read as zeros)
 #: is not kept.
-_SEEN: dict[tuple[int, bytes], list[tuple[bytes, Case]]] = {}
-_SEEN_MAX = 1 << 16
+_SEEN: Memo[tuple[int, bytes], list[tuple[bytes, Case]]] = Memo()
 _KEY = 12
 
 
 def _binary_case(reader: _Reader, page: int) -> Case:
     start, data = reader.pos, reader.data
-    known = _SEEN.get((page, data[start:start + _KEY]), [])
+    known = _SEEN.get((page, data[start:start + _KEY]), list)
     for record, case in known:
         if data.startswith(record, start):
             reader.pos += len(record)
             return case
     case = _case(reader, page)
     if reader.pos <= len(data):
-        if len(_SEEN) >= _SEEN_MAX:
-            _SEEN.clear()
-        _SEEN.setdefault((page, data[start:start + _KEY]), []).append((data[start:reader.pos], case))
+        known.append((data[start:reader.pos], case))
     return case
 
 

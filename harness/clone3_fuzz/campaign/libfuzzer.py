@@ -24,7 +24,7 @@ from .corpus import SEEDS
 
 NAME = "clone3_target"
 #: The campaign's libFuzzer flags. Long inputs are batches of many cases: grow to them at
-#: once (len_control=0), up to MAX_CASES records (max_len).
+#: once (len_control=0), up to 4096 bytes (max_len: room for MAX_CASES binary records).
 OPTIONS = {"max_len": "4096", "len_control": "0"}
 HERE = Path(__file__).resolve().parent
 

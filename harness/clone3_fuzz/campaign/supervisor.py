@@ -26,7 +26,7 @@ from typing import Callable, TextIO
 from ..atomic import write_text
 from ..exit_status import HarnessError
 from ..model.case import CaseError, read_jsonl
-from ..runtime.sandbox import remove_orphan_cgroups
+from ..runtime.sandbox import own_cgroups, remove_orphan_cgroups
 from . import libfuzzer
 from .corpus import SEEDS
 from .finding import CONFIRMED, list_signatures
@@ -77,30 +77,8 @@ def _quota(folder: Path) -> float | None:
 def available_cores() -> int:
     """The cores this process may run on: its affinity mask, cut by any CPU limit of its
     cgroups (v2 cpu.max, v1 cpu.cfs_quota_us, on the folder or an ancestor). At least 1."""
-    cores = float(len(os.sched_getaffinity(0)))
-    mounts: dict[str, Path] = {}  # "" for v2, else the v1 controller
-    try:
-        for line in Path("/proc/self/mountinfo").read_text().splitlines():
-            left, _, right = line.partition(" - ")
-            kind, options = right.split()[0], right.split()[-1].split(",")
-            if kind == "cgroup2":
-                mounts.setdefault("", Path(left.split()[4]))
-            elif kind == "cgroup" and "cpu" in options:
-                mounts.setdefault("cpu", Path(left.split()[4]))
-        membership = Path("/proc/self/cgroup").read_text().splitlines()
-    except OSError:
-        return max(1, int(cores))
-    for line in membership:
-        _, controllers, path = line.split(":", 2)
-        mount = mounts.get("cpu" if "cpu" in controllers.split(",") else "" if not controllers else "-")
-        if mount is None:
-            continue
-        parts = [part for part in path.split("/") if part]
-        for depth in range(len(parts), -1, -1):
-            limit = _quota(mount.joinpath(*parts[:depth]))
-            if limit is not None:
-                cores = min(cores, limit)
-    return max(1, int(cores))
+    limits = [limit for folder in own_cgroups() if (limit := _quota(Path(folder))) is not None]
+    return max(1, int(min([float(len(os.sched_getaffinity(0))), *limits])))
 
 
 def _seed(corpus: Path, seeds: bool = True) -> list[str]:
@@ -180,6 +158,7 @@ class _Slot:
     started: float = 0.0
     restarts: int = 0
     done: bool = False
+    failed: bool = False  # gave up on: it kept dying, or could not be started
 
     def progressed(self) -> float:
         """When the worker last wrote its stats (or started)."""
@@ -232,8 +211,7 @@ def run(seconds: int, jobs: int, corpus: Path, out: Path, seed: int, kernel: str
                                             preexec_fn=_die_with_parent)
         except OSError as e:  # EAGAIN under a pids limit, ENOMEM
             slot.process = None
-            slot.restarts = RESTARTS + 1
-            slot.done = True
+            slot.done = slot.failed = True
             restarts.append(f"worker {slot.index}: could not start: {e.strerror}")
 
     try:
@@ -262,7 +240,7 @@ def run(seconds: int, jobs: int, corpus: Path, out: Path, seed: int, kernel: str
     stats.corpus_problems = problems
     stats.restarts = restarts
     stats.interrupted = interrupted
-    stats.failed_workers = [slot.index for slot in slots if slot.restarts > RESTARTS]
+    stats.failed_workers = [slot.index for slot in slots if slot.failed]
     write_text(out / "campaign.json", json.dumps({
         "seconds": stats.seconds, "jobs": jobs, "seed": seed, "kernel": kernel, "fault": fault,
         "inputs": stats.inputs, "cases": stats.cases, "relation_checks": stats.checks, "rate": stats.rate,
@@ -295,6 +273,7 @@ def _watch(slot: _Slot, deadline: float, restarts: list[str], start: Callable[[_
     restarts.append(f"worker {slot.index}: {cause}")
     if slot.restarts > RESTARTS or time.monotonic() > deadline - 1:
         slot.done = True
+        slot.failed = slot.restarts > RESTARTS
         return
     start(slot)
 

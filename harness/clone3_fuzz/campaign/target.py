@@ -21,12 +21,14 @@ from __future__ import annotations
 
 import hashlib
 import os
+import pkgutil
 import shlex
 import sys
 import tempfile
 
 import atheris
 
+import clone3_fuzz
 from clone3_fuzz.atomic import write_text
 
 #: What coverage is measured on: the decoding of inputs and the oracle's rules, where a
@@ -37,10 +39,6 @@ COVERED = ("clone3_fuzz.campaign.decode", "clone3_fuzz.model.oracle")
 
 
 def _uncovered() -> list[str]:
-    import pkgutil
-
-    import clone3_fuzz
-
     names = [m.name for m in pkgutil.walk_packages(clone3_fuzz.__path__, "clone3_fuzz.")]
     return [name for name in ["clone3_fuzz", *names] if name not in COVERED]
 

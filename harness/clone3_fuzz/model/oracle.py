@@ -20,6 +20,7 @@ from typing import Mapping, NamedTuple, Union
 from . import abi
 from .case import CGROUP_RESOURCE, MAX_IMAGE, SET_TID_LIST, Case
 from .constants import C
+from .memo import Memo
 from .profile import Profile
 
 SUCCESS = "success"
@@ -225,18 +226,12 @@ class Oracle:
     relation variants repeat their sources). At most ``capacity`` are kept."""
 
     def __init__(self, profile: Profile, capacity: int = 1 << 16) -> None:
-        self.profile, self.capacity = profile, capacity
-        self._seen: dict[tuple[object, ...], Prediction] = {}
+        self.profile = profile
+        self._seen: Memo[tuple[object, ...], Prediction] = Memo(capacity)
 
     def predict(self, case: Case) -> Prediction:
         """The same as ``predict(case, self.profile)``."""
-        key = case.key
-        prediction = self._seen.get(key)
-        if prediction is None:
-            if len(self._seen) >= self.capacity:
-                self._seen.clear()
-            prediction = self._seen[key] = predict(case, self.profile)
-        return prediction
+        return self._seen.get(case.key, lambda: predict(case, self.profile))
 
 
 # --- what the kernel reads -----------------------------------------------------------

@@ -161,9 +161,15 @@ def run(seconds: int, report_dir: Path, junit: str | None, kernel: str | None = 
         progress("ci: drawing the ABI map")
         data["abi_map"] = abi_map(sandbox, profile)
         counts = {"cases": len(named), "relation_checks": len(evaluation.checks)}
+
+        def tally() -> None:
+            data["rules"] = dict(rules)
+            data["findings"] = _findings(report_dir)
+            data["counts"] = {**counts, "discrepancies": len(data["discrepancies"])}
+
         # What is known so far, kept should the campaign end badly (a full disk, a kill).
-        data.update(status="running", counts={**counts, "discrepancies": len(data["discrepancies"])},
-                    findings=_findings(report_dir), rules=dict(rules), seconds=time.monotonic() - started)
+        tally()
+        data.update(status="running", seconds=time.monotonic() - started)
         report.write_json(data, str(report_dir))
         # The workers have trees of their own: this one's processes would count against
         # the caller's pids limit meanwhile.
@@ -193,9 +199,7 @@ def run(seconds: int, report_dir: Path, junit: str | None, kernel: str | None = 
                 data["harness"][f"the campaign ran no case ({'; '.join(stats.restarts) or 'see its logs'})"] = 1
             if stats.failed_workers:
                 data["problems"].append(f"campaign workers failed: {stats.failed_workers} ({'; '.join(stats.restarts)})")
-        data["rules"] = dict(rules)
-        data["findings"] = _findings(report_dir)
-        data["counts"] = {**counts, "discrepancies": len(data["discrepancies"])}
+            tally()
     except HarnessError as e:
         data["problems"].append(str(e))
         return finish("harness-error", ExitStatus.HARNESS)

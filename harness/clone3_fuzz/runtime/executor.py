@@ -15,6 +15,7 @@ from typing import Iterable
 
 from ..model import abi
 from ..model.case import CGROUP_RESOURCE, SET_TID_LIST, Case
+from ..model.memo import Memo
 from ..model.outcome import HARNESS_CRASH, HARNESS_TIMEOUT, SUCCESS, Outcome
 from ._executor import ffi, lib
 
@@ -33,19 +34,13 @@ def _pad8(data: bytes) -> bytes:
     return data + b"\0" * (-len(data) % 8)
 
 
-_ENCODED: dict[tuple[object, ...], bytes] = {}  # case.key -> record: campaigns repeat cases
-_ENCODED_MAX = 1 << 16
+_ENCODED: Memo[tuple[object, ...], bytes] = Memo()  # case.key -> record: campaigns repeat cases
 
 
 def encode_case(case: Case) -> bytes:
     """One wire record: the header, the struct image (without its trailing zeros, which
     the executor supplies) and the set_tid pids."""
-    record = _ENCODED.get(case.key)
-    if record is None:
-        if len(_ENCODED) >= _ENCODED_MAX:
-            _ENCODED.clear()
-        record = _ENCODED[case.key] = _encode(case)
-    return record
+    return _ENCODED.get(case.key, lambda: _encode(case))
 
 
 def _encode(case: Case) -> bytes:

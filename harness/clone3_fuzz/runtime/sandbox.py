@@ -133,6 +133,15 @@ def _own_cgroups(membership: str) -> list[str]:
     return list(dict.fromkeys(folders))
 
 
+def own_cgroups() -> list[str]:
+    """The caller's cgroup folders, v2 and v1 alike, each with its ancestors."""
+    try:
+        with open("/proc/self/cgroup") as f:
+            return _own_cgroups(f.read())
+    except OSError:
+        return []
+
+
 @functools.lru_cache(maxsize=4)
 def _event_files(membership: str) -> list[tuple[str, str, str]]:
     """(events file, counter, path) for each limit's events file among the caller's

@@ -143,7 +143,8 @@ void c3_tree_collect(struct c3_tree *t, struct c3_outcome *out, struct c3_batch_
 void c3_tree_stop(struct c3_tree *t);
 void c3_tree_free(struct c3_tree *t);
 
-/* Marks the large private mappings inherited from the caller MADV_DONTFORK; see sandbox.c. */
+/* Marks MADV_DONTFORK what a process forked from the caller does not run (its large
+ * anonymous mappings, the files other than this code, libc and the loader); see sandbox.c. */
 void c3_shed_inherited_memory(void);
 
 /* Runs serve(arg) with every clone3 it makes answered as a planted fault says; returns

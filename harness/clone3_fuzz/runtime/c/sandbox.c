@@ -48,7 +48,7 @@
 #endif
 #define EXIT_SETUP_FAILED 67 /* the executor could not start: a harness error, not a case */
 #define TICK_NS 20000000L    /* how often the reaper looks for a stalled case */
-#define SHED_MIN (1UL << 20)  /* see shed_inherited_memory() */
+#define SHED_MIN (1UL << 20)  /* see c3_shed_inherited_memory() */
 #define STILLBORN_MAX 3      /* executors in a row that may die before taking up a posted batch */
 
 /*
@@ -364,7 +364,7 @@ static void reaper_main(struct shared *sh, int isolation, int sync_fd)
 	syscall(__NR_close_range, sh->env.cgroup_fd >= 0 ? C3_CGROUP_FD + 1 : 3, ~0U, 0);
 
 	for (unsigned stillborn = 0;;) {
-		int status = 0, timed_out = 0;
+		int status = 0, timed_out = 0, in_flight;
 		uint32_t batch;
 		pid_t executor = spawn(0);
 
@@ -382,14 +382,16 @@ static void reaper_main(struct shared *sh, int isolation, int sync_fd)
 			if (WIFEXITED(status) && WEXITSTATUS(status) == EXIT_SETUP_FAILED && !sh->error)
 				sh->error = EIO;
 		}
+		/* Only we publish done while no executor runs: these hold until we do. */
 		batch = load(&sh->posted);
-		if (batch != load(&sh->done) && sh->started != batch && ++stillborn >= STILLBORN_MAX)
+		in_flight = batch != load(&sh->done);
+		if (in_flight && sh->started != batch && ++stillborn >= STILLBORN_MAX)
 			sh->error = ECHILD; /* executors that die before their first case: give up */
 		if (sh->error) {
 			publish(&sh->done, batch);
 			_exit(0);
 		}
-		if (batch == load(&sh->done) || sh->started != batch)
+		if (!in_flight || sh->started != batch)
 			continue; /* died between batches, or before it took this one up */
 		stillborn = 0;
 		if (sh->cursor < sh->n)
