@@ -16,7 +16,7 @@ def test_run_prints_outcome_verdict_rule_and_case() -> None:
     assert done.returncode == 0, done.stderr
     assert [line.split() for line in done.stdout.splitlines()] == [
         ["E2BIG", "agree", "size.over_page", '{"size":4097}'],
-        ["success", "agree", "success", '{"size":64,"memory":"guard"}'],
+        ["success{signal=none}", "agree", "success", '{"size":64,"memory":"guard"}'],
     ]
 
 

@@ -59,12 +59,15 @@ def test_state_dependent_cases_never_break_a_relation(sandbox: Sandbox, live: pr
 @pytest.mark.parametrize("case, expected", [
     ({"size": 4097}, "E2BIG"),
     ({"size": 96, "tail": {"95": 1}}, "E2BIG"),
-    ({"size": 88, "flags": "CLONE_PIDFD|CLONE_PARENT_SETTID", "pidfd": "scratch", "parent_tid": "scratch"}, "success"),
+    ({"size": 88, "flags": "CLONE_PIDFD|CLONE_PARENT_SETTID", "pidfd": "scratch", "parent_tid": "scratch"},
+     "success{pidfd=child,parent_tid=pid,signal=none}"),
+    ({"size": 88, "flags": "CLONE_INTO_CGROUP|CLONE_PIDFD", "pidfd": "scratch", "cgroup": 999}, "EBADF{pidfd=closed}"),
     ({"size": 88, "set_tid": [1], "set_tid_size": 1}, "EEXIST"),
 ])
 def test_a_reproducer_does_what_the_executor_did(tmp_path: Path, sandbox: Sandbox, case: dict, expected: str) -> None:
+    """Effects included: the reproducer puts them in words with the executor's own code."""
     parsed = parse(case)
-    assert sandbox.run([parsed])[0].observed == expected
+    assert sandbox.run([parsed])[0].key == expected
     (tmp_path / "repro.c").write_text(repro.render([parsed], [expected], "live"))
     binary = repro.build(tmp_path / "repro.c")
     assert isinstance(binary, Path)
@@ -76,7 +79,7 @@ def test_a_relation_reproducer_compares_its_two_cases(tmp_path: Path) -> None:
     source, variant = parse({"size": 88, "flags": "CLONE_VM"}), parse({"size": 1000, "flags": "CLONE_VM"})
     (tmp_path / "repro.c").write_text(repro.render([source, variant], [], "zero extension", compare=True))
     binary = repro.build(tmp_path / "repro.c")
-    assert isinstance(binary, Path) and repro.run(binary, None) == (0, "success\nsuccess\n")
+    assert isinstance(binary, Path) and repro.run(binary, None) == (0, "success{signal=none}\nsuccess{signal=none}\n")
     assert repro.check(tmp_path / "repro.c", "oversize-einval").confirmed is False  # the fault leaves both alone
 
 

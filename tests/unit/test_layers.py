@@ -71,7 +71,9 @@ def test_no_c_constant_is_written_again_in_python() -> None:
 def test_the_header_is_read_whole() -> None:
     assert constants.C["C3_MAX_IMAGE"] == 65536 and constants.C["C3_CLONE_CLEAR_SIGHAND"] == 1 << 32
     defines = re.findall(r"^#define (C3_\w+) ", constants.HEADER.read_text(), re.M)
-    assert set(defines) == set(constants.C)  # every C3_ constant has a value Python can read
+    # Every C3_ constant has a value Python can read.
+    assert set(defines) == set(constants.C) | set(constants.read_strings())
+    assert constants.C["C3_PIDFD_GONE"] == -1 and constants.SIGNAL_NAMES[16] == "CHLD"
 
 
 def test_the_headers_clone_bits_are_the_abis() -> None:

@@ -21,8 +21,10 @@ def test_the_corpus_loads() -> None:
 
 @pytest.mark.parametrize("entry", [e for e in ENTRIES if isinstance(e, Regression)], ids=lambda e: e.where)
 def test_the_oracle_expects_what_each_kernel_gave(entry: Regression) -> None:
+    # An expectation with effects is a whole outcome key; one without, the errno alone.
     for version, outcomes in entry.expected.items():
-        assert predict(entry.case, profiles.named(version, ROOT)).outcomes == outcomes, version
+        due = predict(entry.case, profiles.named(version, ROOT))
+        assert (due.outcomes if any("{" in o for o in outcomes) else due.bases) == outcomes, version
 
 
 def test_a_bad_entry_is_named_and_the_rest_loads(tmp_path: Path) -> None:

@@ -19,6 +19,7 @@ from .strategies import (
     COMBINATIONS,
     DEPRECATED_BITS,
     LEGACY_BITS,
+    OUTPUTS,
     UNKNOWN_BITS,
     UNMAPPABLE,
     VERSION_BITS,
@@ -67,7 +68,7 @@ def _size(r: _Reader, page: int) -> int:
 
 
 def _flags(r: _Reader) -> int:
-    kind = r.take(1) % 8
+    kind = r.take(1) % 10
     singles = LEGACY_BITS + VERSION_BITS
     return [
         0,
@@ -78,6 +79,8 @@ def _flags(r: _Reader) -> int:
         r.pick(COMBINATIONS) | r.pick(singles),  # type: ignore[operator]
         r.take(4),  # legacy bits at random
         r.take(8),
+        r.pick(OUTPUTS),  # calls that succeed and write: the effects
+        r.pick(OUTPUTS),
     ][kind]  # type: ignore[return-value]
 
 
@@ -93,7 +96,8 @@ def _exit_signal(r: _Reader) -> int:
 
 
 def _pointer(r: _Reader) -> object:
-    return r.pick(_RESOURCES + UNMAPPABLE)
+    # Mostly scratch: an output written where it can be read back is an effect to judge.
+    return r.pick(["scratch"] * 3 + _RESOURCES + UNMAPPABLE)
 
 
 def _case(r: _Reader, page: int) -> Case:

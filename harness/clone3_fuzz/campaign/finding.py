@@ -19,7 +19,7 @@ from typing import Any
 from ..model import abi
 from ..model import profile as profiles
 from ..model.case import Case
-from ..model.oracle import RULES, predict
+from ..model.oracle import RULES, SUCCESS, predict
 from ..model.profile import Profile
 from ..model.relations import EXPECTED, RELATIONS, SAME, Violation
 from ..model.verdict import Result
@@ -161,7 +161,10 @@ def describe(case: Case) -> str:
 
 def title(finding: Finding, release: str) -> str:
     """The one-line title of a mail about ``finding`` on ``release``."""
-    seen = "accepted" if finding.observed == "success" else f"gave {finding.observed}"
+    outcome, _, did = finding.observed.partition("{")
+    seen = "accepted" if outcome == SUCCESS else f"gave {outcome}"
+    if did:
+        seen += f" and did {{{did}"
     want = " or ".join(finding.expected)
     return f"clone3: {describe(finding.case)} {seen}, expected {want} ({finding.name}), {release}"
 

@@ -115,25 +115,25 @@ def minimize(finding: Finding, sandbox: Runner, profile: Profile, rounds: int = 
     due = predict(case, version)
     if observed in due.rules:
         return replace(finding, case=case)  # only the live profile excludes it: the check will say so
-    rule = due.rule
+    rule = due.rule_for(observed)
     for _ in range(rounds):
         if known(replace(finding, case=case, name=rule)):
             break
         candidates = _simpler(case)
         if not candidates:
             break
-        seen = [o.observed for o in sandbox.run(candidates)]
+        seen = [o.key for o in sandbox.run(candidates)]
         # The same wrong answer may come from an earlier rule (a check that pre-empts the
         # others); the same rule may give another wrong answer (what the broken check lets
         # through is then judged by later ones). Either way it is the same fault.
         keep = next(((c, o) for c, o in zip(candidates, seen) if _excluded(c, o, (profile, version))
-                     and (o == observed or predict(c, version).rule == rule)), None)
+                     and (o == observed or predict(c, version).rule_for(o) == rule)), None)
         if keep is None:
             break
         case, observed = keep
-        rule = predict(case, version).rule
+        rule = predict(case, version).rule_for(observed)
     due = predict(case, version)
-    return replace(finding, case=case, observed=observed, name=due.rule, expected=tuple(due.outcomes))
+    return replace(finding, case=case, observed=observed, name=due.rule_for(observed), expected=tuple(due.outcomes))
 
 
 def _minimize_relation(finding: Finding, sandbox: Runner, profile: Profile, rounds: int,
@@ -153,7 +153,7 @@ def _minimize_relation(finding: Finding, sandbox: Runner, profile: Profile, roun
             pairs.append((candidate, shrunk))
         if not pairs:
             break
-        outcomes = [o.observed for o in sandbox.run([case for pair in pairs for case in pair])]
+        outcomes = [o.key for o in sandbox.run([case for pair in pairs for case in pair])]
         keep = next((pair + (outcomes[2 * i], outcomes[2 * i + 1]) for i, pair in enumerate(pairs)
                      if _broken(finding, outcomes[2 * i], outcomes[2 * i + 1])), None)
         if keep is None:

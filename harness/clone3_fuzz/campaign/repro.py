@@ -44,7 +44,7 @@ static const struct { int number; const char *name; } errnos[] = {
 @errnos@
 };
 
-static const char *outcome_name(const struct c3_outcome *o, char *buf, size_t len)
+static const char *errno_or_success(const struct c3_outcome *o, char *buf, size_t len)
 {
 	if (o->kind == C3_OUT_KILLED_BY_CHILD || (o->kind == C3_OUT_RETURNED && o->ret > 0))
 		return "success";
@@ -58,6 +58,18 @@ static const char *outcome_name(const struct c3_outcome *o, char *buf, size_t le
 		if (errnos[i].number == (int)-o->ret)
 			return errnos[i].name;
 	snprintf(buf, len, "errno-%d", (int)-o->ret);
+	return buf;
+}
+
+/* The outcome as clone3-fuzz keys it: "success{parent_tid=pid,signal=SIGCHLD}", the effects
+ * in the executor's own words (c3_effects_text), or the bare errno of a call that wrote nothing. */
+static const char *outcome_name(const struct c3_outcome *o, char *buf, size_t len)
+{
+	char name[32], effects[C3_EFFECTS_TEXT];
+	const char *outcome = errno_or_success(o, name, sizeof(name));
+
+	c3_effects_text(o, effects, sizeof(effects));
+	snprintf(buf, len, effects[0] ? "%s{%s}" : "%s", outcome, effects);
 	return buf;
 }
 
@@ -82,7 +94,7 @@ int main(int argc, char **argv)
 	struct c3_batch_info info;
 	struct c3_tree *tree;
 	const char *seen[NCASES];
-	char text[NCASES][32], made[256] = "";
+	char text[NCASES][32 + C3_EFFECTS_TEXT], made[256] = "";
 	int err, ok = 0;
 
 	if (NEEDS_CGROUP)

@@ -42,6 +42,26 @@ COMBINATIONS = [
     C["CLONE_AUTOREAP"] | C["CLONE_PIDFD"] | C["CLONE_PIDFD_AUTOKILL"] | C["CLONE_NNP"],
     C["CLONE_EMPTY_MNTNS"] | C["CLONE_FS"],
 ]
+#: Flag sets that succeed for any caller (privilege aside) and ask the kernel for an output
+#: or an effect: the words it writes, a pidfd, the vfork wait, a thread's or a CLONE_PARENT
+#: child's exit, new pid and user namespaces, a cgroup.
+OUTPUTS = [
+    C["CLONE_PIDFD"],
+    C["CLONE_PARENT_SETTID"],
+    C["CLONE_PIDFD"] | C["CLONE_PARENT_SETTID"],
+    C["CLONE_VM"] | C["CLONE_CHILD_SETTID"],
+    C["CLONE_VM"] | C["CLONE_CHILD_CLEARTID"],
+    C["CLONE_VM"] | C["CLONE_CHILD_SETTID"] | C["CLONE_CHILD_CLEARTID"],
+    C["CLONE_CHILD_SETTID"] | C["CLONE_CHILD_CLEARTID"],  # in the child's own mm: unseen
+    C["CLONE_VFORK"],
+    C["CLONE_VM"] | C["CLONE_VFORK"] | C["CLONE_CHILD_SETTID"],
+    C["CLONE_THREAD"] | C["CLONE_SIGHAND"] | C["CLONE_VM"] | C["CLONE_PIDFD"] | C["CLONE_CHILD_CLEARTID"]
+    | C["CLONE_PARENT_SETTID"],
+    C["CLONE_PARENT"] | C["CLONE_PIDFD"] | C["CLONE_PARENT_SETTID"],
+    C["CLONE_NEWUSER"] | C["CLONE_NEWPID"] | C["CLONE_PIDFD"],
+    C["CLONE_NEWUSER"] | C["CLONE_VM"] | C["CLONE_CHILD_SETTID"],
+    C["CLONE_INTO_CGROUP"] | C["CLONE_PIDFD"],
+]
 #: Addresses no mapping can have: NULL, the first page, the kernel half.
 UNMAPPABLE = [0, 8, 0xFFF, 0xFFFFFFFF80000000, 0xFFFFFFFFFFFFF000]
 POINTERS = st.one_of(st.sampled_from(["scratch", "unmapped", "kernel"]), st.sampled_from(UNMAPPABLE))
@@ -173,8 +193,35 @@ def placements(draw: Any, size: int) -> dict[str, Any]:
 
 
 @st.composite
+def effect_cases(draw: Any, page: int = PAGE, cgroup2: bool = False) -> Case:
+    """A call meant to succeed that asks for outputs (:data:`OUTPUTS`), with the words in
+    scratch slots, an exit signal of 0, SIGCHLD or any of 1..64, and now and then a set_tid
+    pid: what the effects rules judge."""
+    flags = draw(st.sampled_from(OUTPUTS))
+    if draw(st.integers(0, 3)) == 0:
+        flags |= draw(st.sampled_from(OUTPUTS)) & ~(C["CLONE_THREAD"] | C["CLONE_PARENT"])
+    shared_parent = flags & (C["CLONE_THREAD"] | C["CLONE_PARENT"])
+    signal_ = 0 if shared_parent else draw(_weighted((3, st.sampled_from([0, int(signal.SIGCHLD)])),
+                                                     (2, st.integers(1, 64))))
+    size = draw(st.one_of(st.sampled_from([88, 64, 80]), st.integers(88, page)))
+    obj: dict[str, Any] = {"size": size, "flags": hex(flags), "exit_signal": signal_}
+    for name in ("pidfd", "child_tid", "parent_tid"):
+        if draw(st.integers(0, 4)):
+            obj[name] = "scratch"
+    if flags & C["CLONE_INTO_CGROUP"]:
+        obj["cgroup"] = "cgroup2" if cgroup2 else 999
+    if not shared_parent and draw(st.integers(0, 4)) == 0:
+        pid = draw(st.integers(2, 30000))
+        obj["set_tid"] = [1, pid] if flags & C["CLONE_NEWPID"] else [pid]
+    return parse(obj)
+
+
+@st.composite
 def cases(draw: Any, page: int = PAGE, cgroup2: bool = False) -> Case:
-    """A whole case; ``cgroup2`` allows ``"cgroup": "cgroup2"`` (needs a usable cgroup v2)."""
+    """A whole case; ``cgroup2`` allows ``"cgroup": "cgroup2"`` (needs a usable cgroup v2).
+    One in five is an :func:`effect_cases` call."""
+    if draw(st.integers(0, 4)) == 0:
+        return draw(effect_cases(page, cgroup2))
     size = draw(sizes(page))
     obj: dict[str, Any] = {"size": size, "flags": hex(draw(flags())), "exit_signal": draw(exit_signals())}
     for name in ("pidfd", "child_tid", "parent_tid"):

@@ -95,11 +95,11 @@ def recheck(path: Path, sandbox: Runner, profile: Profile) -> list[Recheck]:
             raise HarnessError(f"{root / signature / 'finding.json'}: {e}") from None
         if source is None:
             due = predict(case, version)
-            seen = [o.observed for o in sandbox.run([case] * REPEATS)]
+            seen = [o.key for o in sandbox.run([case] * REPEATS)]
             out.append(Recheck(signature, all(o not in due.rules for o in seen), seen, ", ".join(due.outcomes)))
             continue
         relation = meta["rule"].removeprefix("relation.")
-        outcomes = [o.observed for o in sandbox.run([source, case] * REPEATS)]
+        outcomes = [o.key for o in sandbox.run([source, case] * REPEATS)]
         pairs = list(zip(outcomes[::2], outcomes[1::2]))
         same = EXPECTED.get(relation, SAME) == SAME
         broken = [v != (s if same else EXPECTED[relation]) for s, v in pairs]

@@ -42,6 +42,7 @@ class Machine:
     outer_pid_max: int  # /proc/sys/kernel/pid_max: the caller's namespace's
     namespaces: frozenset[str]  # namespace types the kernel has (/proc/self/ns)
     exhausted_namespaces: frozenset[str]  # user.max_<type>_namespaces is 0
+    procfs_effects: bool = True  # /proc shows NSpid, so the executor can look at a child through it
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,9 @@ kernel/pid.c, kernel/nsproxy.c, lib/usercopy.c, as summarised in
 Where the answer hangs on something a case does not pin down (whether a literal pointer
 is mapped, whether a pid is taken, RLIMIT_NPROC) the walk takes both branches, and the
 prediction is every outcome the kernel may legitimately give.
+
+An outcome is keyed with its effects (:mod:`.effects`): ``success{parent_tid=pid,signal=SIGCHLD}``.
+A call that gave the right errno but did the wrong thing disagrees by an ``effect.*`` rule.
 """
 
 from __future__ import annotations
@@ -17,10 +20,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Mapping, NamedTuple, Union
 
-from . import abi
+from . import abi, effects
 from .case import CGROUP_RESOURCE, MAX_IMAGE, SET_TID_LIST, Case
 from .constants import C
 from .memo import Memo
+from .outcome import base
 from .profile import Profile
 
 SUCCESS = "success"
@@ -127,6 +131,25 @@ RULES: dict[str, Rule] = {
                 "cgroup_css_set_fork", "5.7"),
     "success": Rule("every check passed: a task was created",
                 "kernel_clone", "5.3"),
+    # What a call did besides its return value (model/effects.py), in the order it is done.
+    "effect.pidfd": Rule("CLONE_PIDFD: the pidfd slot holds an fd that names the child",
+                "copy_process (pidfd_prepare, put_user)", "5.3"),
+    "effect.child_tid": Rule("CLONE_CHILD_SETTID/CLEARTID with CLONE_VM: the child's tid is set, then cleared at exit",
+                "schedule_tail, mm_release", "5.3"),
+    "effect.parent_tid": Rule("CLONE_PARENT_SETTID: the parent_tid slot holds the child's pid",
+                "kernel_clone (put_user(nr, parent_tid))", "5.3"),
+    "effect.set_tid": Rule("set_tid: the child has the pid it asked for at the caller's level",
+                "alloc_pid", "5.5"),
+    "effect.exit_signal": Rule("the caller receives exit_signal when the child exits (none for 0, a thread or CLONE_PARENT)",
+                "do_notify_parent", "5.3"),
+    "effect.vfork": Rule("CLONE_VFORK: the call returns only once the child is exiting",
+                "kernel_clone (wait_for_vfork_done)", "5.3"),
+    "effect.cgroup": Rule("CLONE_INTO_CGROUP: the child is in the cgroup it asked for",
+                "cgroup_post_fork", "5.7"),
+    "effect.namespaces": Rule("CLONE_NEWPID/CLONE_NEWUSER: the child is in a pid/user namespace of its own",
+                "copy_namespaces, copy_creds", "5.3"),
+    "effect.untouched": Rule("nothing is written where no flag asked for it (nor on an early error path)",
+                "copy_process, kernel_clone", "5.3"),
 }
 
 _C = abi.CLONE
@@ -168,6 +191,21 @@ class Prediction:
     def rule(self) -> str:
         """The rule of the first (most specific) path."""
         return next(iter(self.rules.values()))
+
+    @property
+    def bases(self) -> list[str]:
+        """The allowed errnos (or ``success``), effects aside, sorted."""
+        return sorted({base(key) for key in self.rules})
+
+    def rule_for(self, observed: str) -> str:
+        """The rule that explains ``observed``, or, in a discrepancy, the first that said
+        otherwise: an ``effect.*`` rule where only the effects differ."""
+        if observed in self.rules:
+            return self.rules[observed]
+        due = [effects.effects_of(key) for key in self.rules if base(key) == base(observed)]
+        if not due:
+            return self.rule
+        return effects.first_difference(effects.effects_of(observed), due)
 
     def verdict(self, observed: str) -> str:
         """``agree`` when ``observed`` is allowed, ``discrepancy`` otherwise."""
@@ -211,8 +249,7 @@ def predict(case: Case, profile: Profile) -> Prediction:
     while todo:
         walk = _Walk(todo.pop(0))
         try:
-            _checks(case, profile, walk)
-            outcome, rule = SUCCESS, "success"
+            outcome, rule = _checks(case, profile, walk), "success"
         except _Stop as stop:
             outcome, rule = stop.outcome, stop.rule
         rules.setdefault(outcome, rule)
@@ -329,7 +366,8 @@ def _set_tid_pids(case: Case, set_tid: Value, count: int) -> list[int | None]:
 
 # --- the checks, in the kernel's order ----------------------------------------------
 
-def _checks(case: Case, p: Profile, walk: _Walk) -> None:
+def _checks(case: Case, p: Profile, walk: _Walk) -> str:
+    """Raises the first check that fails; returns the success key, with its effects."""
     if p.clone3 != "available":
         raise _fail(p.clone3, "entry.unavailable")
     size = case.size
@@ -405,6 +443,11 @@ def _checks(case: Case, p: Profile, walk: _Walk) -> None:
         raise _fail("EINVAL", "exit_signal.invalid")
 
     _copy_process(case, p, walk, args, flags, exit_signal)
+    set_tid_size = args["set_tid_size"] if p.struct_size >= abi.CLONE_ARGS_SIZE_VER1 else 0
+    assert isinstance(set_tid_size, int)
+    done = effects.of_success(case, args, flags, exit_signal, set_tid_size, p.procfs_effects, p.pidfd_fdinfo,
+                              walk.either)
+    return effects.keyed(SUCCESS, done)
 
 
 def _copy_process(case: Case, p: Profile, walk: _Walk, args: dict[str, Value], flags: int, exit_signal: int) -> None:
@@ -468,7 +511,8 @@ def _copy_process(case: Case, p: Profile, walk: _Walk, args: dict[str, Value], f
         cgroup = args["cgroup"]
         usable = (cgroup == CGROUP_RESOURCE and p.cgroup2_usable) or (cgroup == CGROUP_FD and walk.either())
         if not usable:
-            raise _fail("EBADF", "cgroup.bad_fd")
+            # After the pidfd's put_user: its number is written, and the fd released again.
+            raise _fail(effects.keyed("EBADF", effects.of_late_failure(args, flags, p.procfs_effects)), "cgroup.bad_fd")
 
 
 def _alloc_pid(case: Case, p: Profile, walk: _Walk, args: dict[str, Value], flags: int) -> None:

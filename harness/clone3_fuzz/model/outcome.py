@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Protocol, Sequence
 
 from .case import Case
+from .effects import keyed
 
 SUCCESS = "success"
 HARNESS_CRASH = "harness-crash"
@@ -17,10 +18,30 @@ HARNESS_TIMEOUT = "harness-timeout"
 class Outcome:
     """What one call did: ``observed`` is ``"success"``, an errno name such as
     ``"E2BIG"``, ``"harness-crash"`` or ``"harness-timeout"``; ``detail`` says more
-    (the child's pid, the signal that killed the executor)."""
+    (the child's pid, the signal that killed the executor); ``effects`` is what else the
+    call did, in the words of :mod:`.effects` (``"parent_tid=pid,signal=SIGCHLD"``), empty
+    where it did nothing that can be seen."""
 
     observed: str
     detail: str = ""
+    effects: str = ""
+
+    @property
+    def key(self) -> str:
+        """The outcome as verdicts compare it: ``success{parent_tid=pid,signal=SIGCHLD}``,
+        or the bare errno of a call that wrote nothing."""
+        return keyed(self.observed, self.effects)
+
+
+def base(key: str) -> str:
+    """The errno (or ``success``) of an outcome key, its effects left out."""
+    return key.split("{", 1)[0]
+
+
+def matches(key: str, expected: str) -> bool:
+    """Whether an outcome key is ``expected``: the whole key where ``expected`` names
+    effects, the bare errno (or ``success``) where it does not."""
+    return key == expected if "{" in expected else base(key) == expected
 
 
 class Runner(Protocol):

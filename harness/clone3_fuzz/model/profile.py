@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from ..exit_status import HarnessError
-from . import abi
+from . import abi, effects
 from .measurement import Measurement
 
 NAMESPACES = ("mnt", "uts", "ipc", "pid", "cgroup", "net", "time", "user")
@@ -54,6 +54,8 @@ class Profile:
     namespaces: frozenset[str]  # namespace types the kernel has (CONFIG_*_NS)
     exhausted_namespaces: frozenset[str]  # max_<type>_namespaces is 0
     cgroup2_usable: bool
+    procfs_effects: bool = True  # the executor can look at a child through /proc (effects)
+    pidfd_fdinfo: bool = True  # 5.5: a pidfd's fdinfo names its task (effect.pidfd)
 
     @property
     def has_autoreap(self) -> bool:
@@ -98,6 +100,7 @@ def _version_features(version: Release) -> dict[str, Any]:
         stack_checked=version >= (5, 4, 0) or (version[:2] == (5, 3) and version[2] >= 11),
         pidfd_parent_tid_checked=version >= (5, 9, 0),
         exit_signal_late=version >= (7, 1, 0),
+        pidfd_fdinfo=version >= effects.PIDFD_FDINFO,
     )
 
 
@@ -117,7 +120,7 @@ def _environment(measured: Measurement) -> dict[str, Any]:
         pid_level=machine.caller_pid_level + (priv.isolation in ("pidns", "userns+pidns")),
         outer_pid_max=machine.outer_pid_max, address_bits=measured.address_bits,
         namespaces=machine.namespaces, exhausted_namespaces=machine.exhausted_namespaces,
-        cgroup2_usable=priv.cgroup2_usable,
+        cgroup2_usable=priv.cgroup2_usable, procfs_effects=machine.procfs_effects,
     )
 
 

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import Any, Sequence
 
+from . import effects
 from .case import Case
 from .oracle import DISCREPANCY, Oracle, Prediction
 from .outcome import Outcome, Runner
@@ -44,8 +45,8 @@ class Result:
 
     @property
     def observed(self) -> str:
-        """What the kernel gave."""
-        return self.outcome.observed
+        """What the kernel gave, with its effects: the outcome's key."""
+        return self.outcome.key
 
     @cached_property
     def verdict(self) -> str:
@@ -59,13 +60,13 @@ class Result:
     def rule(self) -> str:
         """The rule that explains what was observed, or, in a discrepancy, the one that
         predicted otherwise."""
-        return self.prediction.rules.get(self.observed, self.prediction.rule)
+        return self.prediction.rule_for(self.observed)
 
     def to_json(self) -> dict[str, Any]:
         """The result as JSON."""
         return {"where": self.where, "case": self.case.to_json(), "observed": self.observed,
-                "detail": self.outcome.detail, "predicted": self.prediction.outcomes, "rule": self.rule,
-                "verdict": self.verdict}
+                "effects": effects.parse(self.outcome.effects), "detail": self.outcome.detail,
+                "predicted": self.prediction.outcomes, "rule": self.rule, "verdict": self.verdict}
 
 
 def violation_json(v: Violation) -> dict[str, Any]:
@@ -144,7 +145,7 @@ def _confirm(sandbox: Runner, results: list[Result], found: list[Violation],
     cases = [r.case for r in results for _ in range(again)]
     for v in found:
         cases += [v.check.source, v.check.variant] * again
-    outcomes = [o.observed for o in sandbox.run(cases)]
+    outcomes = [o.key for o in sandbox.run(cases)]
     kept_results, kept_violations = [], []
     for i, result in enumerate(results):
         seen = Counter([result.observed, *outcomes[i * again:(i + 1) * again]])
@@ -195,7 +196,7 @@ def evaluate(named: Sequence[tuple[str, Case]], sandbox: Runner, profile: Profil
     results = judge(named, outcomes, profile, predictions)
     variant_results = judge([(f"variant:{c.relation}", c.variant) for c in checks], outcomes[len(cases):],
                             profile, variant_predictions)
-    found = violations(checks, [outcomes[i].observed for i in sources], [r.observed for r in variant_results])
+    found = violations(checks, [outcomes[i].key for i in sources], [r.observed for r in variant_results])
     # A relation broken by a case the oracle already contradicts is that case's finding.
     suspect = {id(r.case) for r in results + variant_results if r.verdict == DISCREPANCY}
     found = [v for v in found if id(v.check.source) not in suspect and id(v.check.variant) not in suspect]

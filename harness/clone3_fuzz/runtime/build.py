@@ -25,6 +25,8 @@ def cdef_from(header: str) -> str:
     lines = []
     for line in text.splitlines():
         define = re.match(r"\s*#define\s+(C3_\w+)\s+\S", line)
+        if define and '"' in line:
+            continue  # a string: for the C side and the model (constants.py), not for cffi
         if define:
             lines.append(f"#define {define[1]} ...")
         elif not line.lstrip().startswith(("#", "_Static_assert")):

@@ -72,14 +72,24 @@ def _signal_name(number: int) -> str:
         return f"signal {number}"
 
 
+_TEXT = ffi.new("char[]", lib.C3_EFFECTS_TEXT)
+
+
+def _effects(raw: ffi.CData) -> str:
+    """The effects the executor saw, in the words the oracle predicts (c3_effects_text)."""
+    return ffi.string(lib.c3_effects_text(ffi.addressof(raw), _TEXT, len(_TEXT))).decode()
+
+
 def decode_outcome(raw: ffi.CData) -> Outcome | None:
-    """An :class:`Outcome` from a ``struct c3_outcome``; None for a case never run."""
+    """An :class:`Outcome` from a ``struct c3_outcome``; None for a case never run. Only a
+    call that had effects pays for putting them in words."""
     if raw.kind == lib.C3_OUT_RETURNED:
+        effects = _effects(raw) if raw.seen else ""
         if raw.ret > 0:
-            return Outcome(SUCCESS, f"pid {raw.ret}")
-        return Outcome(errno_name(-raw.ret))
+            return Outcome(SUCCESS, f"pid {raw.ret}", effects)
+        return Outcome(errno_name(-raw.ret), "", effects)
     if raw.kind == lib.C3_OUT_KILLED_BY_CHILD:
-        return Outcome(SUCCESS, "the child's exit_signal SIGKILL killed the executor")
+        return Outcome(SUCCESS, "the child's exit_signal SIGKILL killed the executor", _effects(raw))
     if raw.kind == lib.C3_OUT_CRASH:
         status = raw.status
         how = f"killed by {_signal_name(os.WTERMSIG(status))}" if os.WIFSIGNALED(status) else f"exit status {os.WEXITSTATUS(status)}"

@@ -98,6 +98,8 @@ def machine() -> Machine:
         namespaces=frozenset(n for n in profiles.NAMESPACES if os.path.exists(f"/proc/self/ns/{n}")),
         exhausted_namespaces=frozenset(n for n in profiles.NAMESPACES
                                        if _read(f"/proc/sys/user/max_{n}_namespaces") == "0"),
+        # The executor's own test (own_level() in executor.c): the same /proc, the same answer.
+        procfs_effects=bool(nspid),
     )
 
 

@@ -73,6 +73,37 @@
 #define C3_SCRATCH_ZEROED 256 /* bytes of a slot cleared before each use (64 pids) */
 #define C3_CGROUP_FD 3       /* where the sandbox puts the batch's cgroup v2 fd */
 
+/*
+ * Effects: what a call did besides its return value. The pidfd, child_tid and parent_tid
+ * slots of a "scratch" pointer are pre-filled with C3_MARKER, so that a word the kernel
+ * never wrote reads back as the marker (it writes 4 bytes: an int or a pid_t). Everything
+ * else is looked at only after a successful call, so rejected cases cost nothing more.
+ */
+#define C3_MARKER 0x5a5a5a5a5a5a5a5aULL
+#define C3_CLONE_CHILD_CLEARTID 0x200000
+#define C3_CLONE_CHILD_SETTID 0x1000000
+#define C3_CLONE_PARENT_SETTID 0x100000
+#define C3_CLONE_NEWUSER 0x10000000
+#define C3_CLONE_NEWPID 0x20000000
+#define C3_CLONE_INTO_CGROUP (1ULL << 33)
+#define C3_OUT_WORDS 3       /* the pidfd, child_tid and parent_tid slots, fields 1..3 */
+#define C3_SEEN_WORD 0x1     /* bit << i: word[i] was read back (its field was "scratch") */
+#define C3_SEEN_SIGNALS 0x8  /* signals holds what the executor received */
+#define C3_SEEN_PIDFD 0x10   /* pidfd_pid holds what the returned pidfd names */
+#define C3_SEEN_VFORK 0x20
+#define C3_SEEN_CGROUP 0x40
+#define C3_SEEN_NS 0x80
+#define C3_SEEN_PID 0x100    /* requested_pid is what set_tid asked for at the caller's level */
+#define C3_PIDFD_GONE (-1)   /* the pidfd's task has been reaped (fdinfo "Pid: -1") */
+#define C3_PIDFD_NOT_PIDFD (-2) /* the fd is open but is no pidfd */
+#define C3_PIDFD_CLOSED (-3) /* no such fd: written, then released on an error path */
+#define C3_NS_PID 0x1        /* the child is in another pid namespace than the executor */
+#define C3_NS_USER 0x2       /* ... another user namespace */
+#define C3_LINGER_NS 300000  /* how long a CLONE_VFORK child sleeps before it exits */
+#define C3_EFFECTS_TEXT 160  /* room for c3_effects_text() */
+/* Signals 1..31 by name, as the generic Linux numbering has them (x86, arm64, riscv...). */
+#define C3_SIGNAL_NAMES "HUP INT QUIT ILL TRAP ABRT BUS FPE KILL USR1 SEGV USR2 PIPE ALRM TERM STKFLT CHLD CONT STOP TSTP TTIN TTOU URG XCPU XFSZ VTALRM PROF WINCH IO PWR SYS"
+
 struct c3_case {
 	uint64_t size;           /* clone3's size argument, passed verbatim */
 	uint32_t nbytes;         /* bytes of struct image that follow */
@@ -89,7 +120,15 @@ struct c3_outcome {
 	uint32_t kind;        /* C3_OUT_* */
 	int32_t status;       /* C3_OUT_CRASH: the executor's wait status */
 	int32_t child_signal; /* the exit_signal the kernel will read, written before the call */
-	int32_t pad;
+	uint32_t seen;        /* C3_SEEN_*: which effects below were observed */
+	uint64_t word[C3_OUT_WORDS]; /* the pidfd, child_tid and parent_tid slots after the call */
+	uint64_t signals;     /* signals received once the child was settled: bit n-1 for signal n */
+	int32_t pidfd_pid;    /* the pid (at the executor's level) the pidfd names, or C3_PIDFD_* */
+	int32_t requested_pid; /* what set_tid asked for at the executor's level */
+	uint8_t vfork;        /* CLONE_VFORK: 1 when the child was exiting as the call returned */
+	uint8_t cgroup;       /* CLONE_INTO_CGROUP: 1 when the child is in the batch's cgroup */
+	uint8_t ns;           /* C3_NS_*: namespaces the child does not share with the executor */
+	uint8_t pad[5];
 };
 
 /* Planted faults (faults.c): clone3 made to misbehave, for the selftest. */
@@ -109,7 +148,13 @@ struct c3_outcome {
 #define C3_FAULT_STACK_RANGE_UNCHECKED 13
 #define C3_FAULT_TLS_RANGE_UNCHECKED 14
 #define C3_FAULT_PID_MAX_UNCHECKED 15
-#define C3_NFAULTS 16
+#define C3_FAULT_PARENT_TID_IGNORED 16
+#define C3_FAULT_EXIT_SIGNAL_SIGCHLD 17
+#define C3_FAULT_PIDFD_DROPPED 18
+#define C3_FAULT_SET_TID_IGNORED 19
+#define C3_FAULT_PARENT_TID_UNASKED 20
+#define C3_FAULT_VFORK_IGNORED 21
+#define C3_NFAULTS 22
 
 struct c3_env {
 	int32_t cgroup_fd;   /* for C3_REF_CGROUP2; -1 when the batch has none */
@@ -159,7 +204,12 @@ int c3_exec_filtered(char *const argv[], int err);
 /* The baseline for benchmarks: the bare syscall in a loop; see sandbox.c. */
 int64_t c3_baseline(const void *args, uint64_t size, uint32_t iterations, int reap);
 
-/* The raw syscall; a child returns nowhere: it exits on the spot. */
-long c3_clone3(void *args, uint64_t size);
+/* The effects of an outcome in words, as the oracle predicts them ("" for none): items
+ * "name=value" joined by commas, in a fixed order; see executor.c. Returns buf. */
+char *c3_effects_text(const struct c3_outcome *o, char *buf, size_t len);
+
+/* The raw syscall; a child returns nowhere: it sleeps for *linger (if given), then exits. */
+struct timespec;
+long c3_clone3(void *args, uint64_t size, const struct timespec *linger);
 
 #endif

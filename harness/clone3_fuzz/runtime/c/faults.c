@@ -50,6 +50,13 @@ static const char *const names[C3_NFAULTS] = {
 	[C3_FAULT_STACK_RANGE_UNCHECKED] = "stack-range-unchecked: a stack range past the user address limit is taken (stack dropped)",
 	[C3_FAULT_TLS_RANGE_UNCHECKED] = "tls-range-unchecked: a CLONE_SETTLS tls past the user address space is taken (CLONE_SETTLS dropped)",
 	[C3_FAULT_PID_MAX_UNCHECKED] = "pid-max-unchecked: a set_tid pid at or above PID_MAX_LIMIT is taken as one in use (EEXIST)",
+	/* Effects: every call answers as it should, and yet it does not do what it was asked. */
+	[C3_FAULT_PARENT_TID_IGNORED] = "parent-tid-ignored: CLONE_PARENT_SETTID is dropped: parent_tid is never written",
+	[C3_FAULT_EXIT_SIGNAL_SIGCHLD] = "exit-signal-sigchld: any exit_signal becomes SIGCHLD",
+	[C3_FAULT_PIDFD_DROPPED] = "pidfd-dropped: CLONE_PIDFD is dropped: no pidfd is returned",
+	[C3_FAULT_SET_TID_IGNORED] = "set-tid-ignored: set_tid is dropped: the child gets another pid than it asked for",
+	[C3_FAULT_PARENT_TID_UNASKED] = "parent-tid-unasked: a parent_tid pointer is written without CLONE_PARENT_SETTID",
+	[C3_FAULT_VFORK_IGNORED] = "vfork-ignored: CLONE_VFORK is dropped: the call returns before the child exits",
 };
 
 const char *c3_fault_name(int fault)
@@ -131,6 +138,26 @@ static int misbehave(int fault, pid_t pid, int mem, uint64_t ptr, uint64_t size,
 		if (f[0] & C3_CLONE_SETTLS && f[7] >= USER_LIMIT)
 			f[0] &= ~C3_CLONE_SETTLS;
 		break;
+	case C3_FAULT_PARENT_TID_IGNORED:
+		f[0] &= ~(uint64_t)C3_CLONE_PARENT_SETTID;
+		break;
+	case C3_FAULT_EXIT_SIGNAL_SIGCHLD:
+		if (f[4] && f[4] <= 64)
+			f[4] = SIGCHLD;
+		break;
+	case C3_FAULT_PIDFD_DROPPED:
+		f[0] &= ~(uint64_t)C3_CLONE_PIDFD;
+		break;
+	case C3_FAULT_SET_TID_IGNORED:
+		f[8] = f[9] = 0;
+		break;
+	case C3_FAULT_PARENT_TID_UNASKED:
+		if (f[3])
+			f[0] |= C3_CLONE_PARENT_SETTID;
+		break;
+	case C3_FAULT_VFORK_IGNORED:
+		f[0] &= ~(uint64_t)C3_CLONE_VFORK;
+		break;
 	case C3_FAULT_PID_MAX_UNCHECKED:
 		if (got >= 80 && f[8] && f[9] && f[9] <= 32) {
 			int32_t pids[32];
@@ -142,7 +169,8 @@ static int misbehave(int fault, pid_t pid, int mem, uint64_t ptr, uint64_t size,
 		}
 		return 0;
 	}
-	if (pwrite(mem, f, 56, (off_t)ptr) < 0)
+	/* Back as much as was read: a rewrite never reaches past what the caller passed. */
+	if (pwrite(mem, f, got < 88 ? (size_t)got : 88, (off_t)ptr) < 0)
 		return 0;
 	return 0;
 }

@@ -628,7 +628,7 @@ int64_t c3_baseline(const void *args, uint64_t size, uint32_t iterations, int re
 		c3_shed_inherited_memory();
 		t0 = now_ns();
 		for (uint32_t i = 0; i < iterations; i++) {
-			long ret = c3_clone3((void *)args, size);
+			long ret = c3_clone3((void *)args, size, NULL);
 
 			if (reap && ret > 0)
 				waitpid((pid_t)ret, NULL, __WALL);
