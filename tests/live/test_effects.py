@@ -49,6 +49,10 @@ EFFECTS: list[tuple[dict[str, Any], str, str]] = [
     ({"size": 88, "pidfd": "scratch", "child_tid": "scratch", "parent_tid": "scratch"},
      "success{signal=none}", "success{signal=none}"),
     ({"size": 88, "flags": "CLONE_DETACHED|CLONE_PARENT_SETTID", "parent_tid": "scratch"}, "EINVAL", "EINVAL"),
+    ({"size": 88, "flags": "CLONE_VM|CLONE_SIGHAND", "exit_signal": 17}, "success{signal=SIGCHLD}",
+     "success{signal=SIGCHLD}"),
+    ({"size": 88, "flags": "CLONE_VM|CLONE_SIGHAND|CLONE_NEWPID", "exit_signal": "SIGUSR1"},
+     "success{signal=SIGUSR1,ns=pid}", "EPERM"),
 ]
 IDS = [json.dumps(case, separators=(",", ":")) for case, _, _ in EFFECTS]
 
@@ -73,6 +77,26 @@ def test_the_cgroup_a_child_lands_in(sandbox: Sandbox, live: profiles.Profile) -
         pytest.skip("no usable cgroup v2 here")
     case = parse({"size": 88, "flags": "CLONE_INTO_CGROUP|CLONE_PIDFD", "pidfd": "scratch", "cgroup": "cgroup2"})
     assert sandbox.run([case])[0].key == "success{pidfd=child,signal=none,cgroup=in}"
+
+
+def test_an_init_that_shared_our_handlers_changes_no_later_case(sandbox: Sandbox, live: profiles.Profile) -> None:
+    """It leaves SIGCHLD ignored for us (zap_pid_ns_processes): the kernel reaps its SIGCHLD
+    exit itself; the executor restores SIGCHLD, so the next SIGCHLD child still signals."""
+    init = parse({"size": 88, "flags": "CLONE_VM|CLONE_SIGHAND|CLONE_NEWPID", "exit_signal": "SIGCHLD"})
+    plain = parse({"size": 88, "exit_signal": "SIGCHLD"})
+    seen = [o.key for o in sandbox.run([init, plain] * 20)]
+    if not live.cap_sys_admin:
+        pytest.skip("CLONE_NEWPID needs CAP_SYS_ADMIN")
+    assert seen == ["success{signal=none}", "success{signal=SIGCHLD}"] * 20
+
+
+def test_a_thread_into_another_domain_is_eopnotsupp(sandbox: Sandbox, live: profiles.Profile) -> None:
+    if not live.cgroup2_usable:
+        pytest.skip("no usable cgroup v2 here")
+    case = parse({"size": 88, "flags": "CLONE_THREAD|CLONE_SIGHAND|CLONE_VM|CLONE_INTO_CGROUP|CLONE_PIDFD",
+                  "pidfd": "scratch", "cgroup": "cgroup2"})
+    assert [o.key for o in sandbox.run([case] * 3)] == ["ENOTSUP{pidfd=closed}"] * 3
+    assert predict(case, live).outcomes == ["ENOTSUP{pidfd=closed}"]
 
 
 def test_each_effect_as_uid_65534() -> None:

@@ -137,3 +137,21 @@ def test_effect_text_round_trips() -> None:
     assert effects.render(effects.parse(text)) == text
     assert effects.effects_of("success{" + text + "}") == text and effects.effects_of("EINVAL") == ""
     assert effects.signal_name(17) == "SIGCHLD" and effects.signal_name(40) == "SIG40"
+
+
+def test_an_init_sharing_our_handlers_leaves_sigchld_ignored() -> None:
+    # kernel/pid_namespace.c zap_pid_ns_processes(): the dying init sets SIGCHLD to SIG_IGN
+    # in its sighand, ours too with CLONE_SIGHAND; do_notify_parent() then reaps a SIGCHLD
+    # child itself and sends nothing. Another exit_signal is still sent.
+    case = {"size": 88, "flags": "CLONE_VM|CLONE_SIGHAND|CLONE_NEWPID|CLONE_PIDFD", "pidfd": "scratch"}
+    assert due({**case, "exit_signal": "SIGCHLD"}) == ["success{pidfd=child,signal=none}",
+                                                      "success{pidfd=gone,signal=none}"]
+    assert due({**case, "exit_signal": "SIGUSR1"}) == ["success{pidfd=child,signal=SIGUSR1,ns=pid}"]
+
+
+def test_a_thread_cannot_leave_its_domain() -> None:
+    # cgroup_attach_permissions(): a thread into another domain cgroup is EOPNOTSUPP, after
+    # copy_process() wrote the pidfd number.
+    thread = {"size": 88, "flags": "CLONE_THREAD|CLONE_SIGHAND|CLONE_VM|CLONE_INTO_CGROUP|CLONE_PIDFD",
+              "pidfd": "scratch", "cgroup": "cgroup2"}
+    assert predict(parse(thread), ROOT).rules == {"ENOTSUP{pidfd=closed}": "cgroup.thread_other_domain"}

@@ -16,6 +16,10 @@ An outcome's effects are items ``name=value`` joined by commas, in this order:
 - ``cgroup``: ``in`` where a CLONE_INTO_CGROUP child is in the cgroup it asked for.
 - ``ns``: the namespaces a CLONE_NEWPID/CLONE_NEWUSER child does not share with the caller.
 
+A child that shares the caller's signal handlers (CLONE_SIGHAND) and is init of a new pid
+namespace sets SIGCHLD to SIG_IGN on its way out, for both (zap_pid_ns_processes()): with
+a SIGCHLD exit_signal the kernel then reaps it itself and sends nothing (do_notify_parent()).
+
 What cannot be seen: the child runs no code of ours (it must not touch memory, see
 ``c3_clone3``), and a child that has exited has lost its nsproxy in do_exit(), so its
 mount, UTS, IPC, network, cgroup and time namespaces are gone before anyone can look; its
@@ -50,7 +54,7 @@ ITEMS = {
 }
 WORDS = ("pidfd", "child_tid", "parent_tid")
 UNTOUCHED = "effect.untouched"
-SIGKILL, SIGSTOP = 9, 19
+SIGKILL, SIGCHLD, SIGSTOP = 9, 17, 19
 
 _C = abi.CLONE
 _SHARED_PARENT = _C["CLONE_THREAD"] | _C["CLONE_PARENT"]  # reaped by someone else: see above
@@ -110,7 +114,10 @@ def of_success(case: Case, refs: Mapping[str, object], flags: int, exit_signal: 
     def has(name: str) -> bool:
         return bool(flags & _C[name])
 
-    shared_parent = bool(flags & _SHARED_PARENT)
+    # Reaped by someone else at any moment: by our parent, by the thread group, or by the
+    # kernel itself (see the module's docstring).
+    autoreaped = has("CLONE_SIGHAND") and has("CLONE_NEWPID") and exit_signal == SIGCHLD
+    shared_parent = bool(flags & _SHARED_PARENT) or autoreaped
     if exit_signal == SIGKILL and not shared_parent:
         return "signal=SIGKILL"  # the caller dies with its child: nothing else is seen
     items: dict[str, str] = {}

@@ -129,6 +129,8 @@ RULES: dict[str, Rule] = {
                 "copy_process (put_user of the pidfd)", "5.3"),
     "cgroup.bad_fd": Rule("1.7#11: the cgroup fd is no cgroup v2 directory: EBADF",
                 "cgroup_css_set_fork", "5.7"),
+    "cgroup.thread_other_domain": Rule("1.7#11: CLONE_THREAD into a cgroup of another domain than the caller's is EOPNOTSUPP",
+                "cgroup_attach_permissions (threadgroup false)", "5.7"),
     "success": Rule("every check passed: a task was created",
                 "kernel_clone", "5.3"),
     # What a call did besides its return value (model/effects.py), in the order it is done.
@@ -510,9 +512,14 @@ def _copy_process(case: Case, p: Profile, walk: _Walk, args: dict[str, Value], f
     if has("CLONE_INTO_CGROUP") and p.struct_size >= abi.CLONE_ARGS_SIZE_VER2:
         cgroup = args["cgroup"]
         usable = (cgroup == CGROUP_RESOURCE and p.cgroup2_usable) or (cgroup == CGROUP_FD and walk.either())
+        # After the pidfd's put_user: its number is written, and the fd released again.
+        late = effects.of_late_failure(args, flags, p.procfs_effects)
         if not usable:
-            # After the pidfd's put_user: its number is written, and the fd released again.
-            raise _fail(effects.keyed("EBADF", effects.of_late_failure(args, flags, p.procfs_effects)), "cgroup.bad_fd")
+            raise _fail(effects.keyed("EBADF", late), "cgroup.bad_fd")
+        # A thread stays in its process's domain; the scratch cgroup is a domain of its own
+        # (EOPNOTSUPP, which Linux's errno table names ENOTSUP: the same number).
+        if has("CLONE_THREAD"):
+            raise _fail(effects.keyed("ENOTSUP", late), "cgroup.thread_other_domain")
 
 
 def _alloc_pid(case: Case, p: Profile, walk: _Walk, args: dict[str, Value], flags: int) -> None:

@@ -35,6 +35,43 @@ STARTUP = 15  # seconds of campaign after which one that ran no case is the harn
 TAIL_OFFSETS = ["none", 88, 95, 96, 128, 512, 1024, 2048, 4095]
 
 
+#: The effects panel: each output a flag asks for, on a call that succeeds (label, case).
+_WORDS = {"pidfd": "scratch", "child_tid": "scratch", "parent_tid": "scratch"}
+EFFECT_PANEL: list[tuple[str, dict[str, Any]]] = [
+    ("exit_signal 0", {"size": 88, **_WORDS}),
+    ("exit_signal SIGCHLD", {"size": 88, "exit_signal": "SIGCHLD", **_WORDS}),
+    ("exit_signal SIGUSR1", {"size": 88, "exit_signal": "SIGUSR1", **_WORDS}),
+    ("exit_signal 34", {"size": 88, "exit_signal": 34, **_WORDS}),
+    ("exit_signal 64", {"size": 88, "exit_signal": 64, **_WORDS}),
+    ("CLONE_PIDFD", {"size": 88, "flags": "CLONE_PIDFD", "exit_signal": "SIGCHLD", **_WORDS}),
+    ("CLONE_PARENT_SETTID", {"size": 88, "flags": "CLONE_PARENT_SETTID", "exit_signal": "SIGCHLD", **_WORDS}),
+    ("CLONE_CHILD_SETTID", {"size": 88, "flags": "CLONE_CHILD_SETTID", "exit_signal": "SIGCHLD", **_WORDS}),
+    ("CLONE_VM|CLONE_CHILD_SETTID", {"size": 88, "flags": "CLONE_VM|CLONE_CHILD_SETTID", "exit_signal": "SIGCHLD",
+                                     **_WORDS}),
+    ("CLONE_VM|CLONE_CHILD_CLEARTID", {"size": 88, "flags": "CLONE_VM|CLONE_CHILD_CLEARTID", "exit_signal": "SIGCHLD",
+                                       **_WORDS}),
+    ("CLONE_VFORK", {"size": 88, "flags": "CLONE_VFORK", "exit_signal": "SIGCHLD", **_WORDS}),
+    ("a thread (pthread_create)", {"size": 88, "flags": "CLONE_VM|CLONE_FS|CLONE_FILES|CLONE_SIGHAND|CLONE_THREAD|"
+                                   "CLONE_SYSVSEM|CLONE_SETTLS|CLONE_PARENT_SETTID|CLONE_CHILD_CLEARTID",
+                                   "tls": "scratch", **_WORDS}),
+    ("CLONE_PARENT|CLONE_PIDFD", {"size": 88, "flags": "CLONE_PARENT|CLONE_PIDFD", **_WORDS}),
+    ("CLONE_NEWUSER|CLONE_NEWPID", {"size": 88, "flags": "CLONE_NEWUSER|CLONE_NEWPID", "exit_signal": "SIGCHLD"}),
+    ("set_tid", {"size": 88, "set_tid": [4321], "exit_signal": "SIGCHLD"}),
+    ("CLONE_INTO_CGROUP", {"size": 88, "flags": "CLONE_INTO_CGROUP|CLONE_PIDFD", "cgroup": "cgroup2",
+                           "exit_signal": "SIGCHLD", **_WORDS}),
+    ("EBADF after the pidfd", {"size": 88, "flags": "CLONE_INTO_CGROUP|CLONE_PIDFD", "cgroup": 999, **_WORDS}),
+]
+
+
+def effects_panel(sandbox: Sandbox, profile: profiles.Profile) -> list[dict[str, Any]]:
+    """What each output flag produced on this kernel, beside what the oracle expects."""
+    panel = [(label, parse(case)) for label, case in EFFECT_PANEL
+             if profile.cgroup2_usable or case.get("cgroup") != "cgroup2"]
+    outcomes = sandbox.run([case for _, case in panel])
+    return [{"label": label, "case": case.to_json(), "observed": outcome.key,
+             "expected": predict(case, profile).outcomes} for (label, case), outcome in zip(panel, outcomes)]
+
+
 def _abi_sizes(page: int) -> list[int]:
     return [0, 32, 63, 64, 72, 80, 84, 88, 96, 128, 512, 1024, 2048, page - 1, page, page + 1, 2 * page]
 
@@ -161,6 +198,7 @@ def run(seconds: int, report_dir: Path, junit: str | None, kernel: str | None = 
         data["relation_counts"] = dict(Counter(c.relation for c in evaluation.checks))
         progress("ci: drawing the ABI map")
         data["abi_map"] = abi_map(sandbox, profile)
+        data["effects"] = effects_panel(sandbox, profile)
         counts = {"cases": len(named), "relation_checks": len(evaluation.checks)}
 
         def tally() -> None:

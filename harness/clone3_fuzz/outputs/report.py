@@ -96,6 +96,10 @@ def markdown(report: dict[str, Any]) -> str:
     if report.get("flaky"):
         lines += ["", "## Flaky (did not repeat: not findings)", ""]
         lines += [f"- {f['what']}: {f['observed']} for `{json.dumps(f['case'])[:160]}`" for f in report["flaky"]]
+    if report.get("effects"):
+        lines += ["", "## Effects: what each output produced", "", "| call | observed | expected |", "|---|---|---|"]
+        lines += [f"| {row['label']} | `{row['observed']}`{' ✗' if row['observed'] not in row['expected'] else ''} | "
+                  f"{' or '.join(f'`{e}`' for e in row['expected'])} |" for row in report["effects"]]
     lines += ["", "## Oracle rules exercised", "", "| rule | cases |", "|---|---|"]
     lines += [f"| {rule} | {count} |" for rule, count in sorted(report["rules"].items(), key=lambda x: -x[1])]
     campaign = report.get("campaign") or {}
@@ -168,6 +172,20 @@ def _flag_strip(flags: list[dict[str, Any]]) -> str:
     return "".join(parts)
 
 
+def _effects_table(rows: list[dict[str, Any]]) -> str:
+    """Each output flag, what it produced and what was expected; a row that differs is marked."""
+    out = ['<table id="effects"><tr><th>call</th><th>outcome</th><th>effects</th><th>expected</th></tr>']
+    for row in rows:
+        wrong = row["observed"] not in row["expected"]
+        outcome, _, did = row["observed"].partition("{")
+        mark = ' class="unexpected" style="background:#ffcdd2"' if wrong else ""
+        out.append(f'<tr{mark}><td title="{html.escape(json.dumps(row["case"]))}">{html.escape(row["label"])}</td>'
+                   f'<td>{html.escape(outcome)}</td><td><code>{html.escape(did.rstrip("}").replace(",", ", "))}'
+                   f'</code></td><td>{"&#x2717; " if wrong else ""}{html.escape(" or ".join(row["expected"]))}</td></tr>')
+    out.append("</table>")
+    return "".join(out)
+
+
 def _bars(counts: dict[str, int], element_id: str) -> str:
     rows = sorted(counts.items(), key=lambda x: -x[1])
     top = max((c for _, c in rows), default=1)
@@ -211,12 +229,18 @@ def page(report: dict[str, Any]) -> str:
             f"that offset (<i>none</i>: a zero tail). A red frame and &#x2717; mark an outcome the oracle did not "
             f"expect.</p>{_abi_grid(abi_map)}"
             f"<h2>Flag bits</h2><p>Each bit alone, size 88.</p>{_flag_strip(abi_map['flags'])}") if abi_map else ""
+    if report.get("effects"):
+        maps += ("<h2>Effects: what each output produced</h2><p>Each call with the pidfd, child_tid and parent_tid "
+                 "slots in scratch memory (hover a call for its case): the words written (<i>pid</i>: the child's "
+                 "pid), what the pidfd names, the signal received, the vfork wait, the child's cgroup and namespaces."
+                 f"</p>{_effects_table(report['effects'])}")
     campaign = report.get("campaign") or {}
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>clone3-fuzz report: {html.escape(report['kernel'])}</title>
 <style>
 body {{ font-family: sans-serif; margin: 2em; max-width: 70em; }}
 pre {{ background: #f5f5f5; padding: .5em; overflow-x: auto; }}
+table {{ border-collapse: collapse; font-size: 13px; }} td, th {{ border: 1px solid #ddd; padding: 2px 6px; text-align: left; }}
 .key {{ margin-right: 1em; font-size: 12px; }}
 .swatch {{ display: inline-block; width: 10px; height: 10px; margin-right: 4px; }}
 .side {{ display: flex; gap: 1em; }} .side > div {{ flex: 1; min-width: 0; }}

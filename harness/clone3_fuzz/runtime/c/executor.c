@@ -266,6 +266,12 @@ static uint64_t settle(long child, uint64_t flags, const struct c3_env *env)
 	 * the child can be reaped, so nothing is still on its way. */
 	while ((sig = (int)syscall(SYS_rt_sigtimedwait, &all, NULL, &zero, sizeof(all))) > 0)
 		received |= 1ULL << (sig - 1);
+	/* A child that shared our handlers and was a pid namespace's init set SIGCHLD to
+	 * SIG_IGN on its way out (zap_pid_ns_processes()), for us too: every later SIGCHLD
+	 * child would be reaped by the kernel, unseen. Each case starts as the first did; only
+	 * after the drain, since SIG_DFL discards a pending SIGCHLD (its default is to ignore). */
+	if (flags & C3_CLONE_SIGHAND)
+		signal(SIGCHLD, SIG_DFL);
 	return received;
 }
 
@@ -410,10 +416,12 @@ static int in_cgroup(long host, int fd)
 /*
  * After a successful call, before settle() reaps the child: what the pidfd names, whether a
  * CLONE_VFORK child was already exiting, its cgroup and namespaces. A thread or a
- * CLONE_PARENT child may be reaped at any moment by someone else, so only the pidfd is
- * looked at for them (and may name a reaped task).
+ * CLONE_PARENT child may be reaped at any moment by someone else, and so may a child the
+ * kernel reaps itself (see settle()): only the pidfd is looked at for them (and may name a
+ * reaped task).
  */
-static void observe(struct c3_outcome *o, long child, uint64_t flags, const struct c3_env *env)
+static void observe(struct c3_outcome *o, long child, uint64_t flags, uint64_t exit_signal,
+		    const struct c3_env *env)
 {
 	const uint64_t wants = C3_CLONE_VFORK | C3_CLONE_INTO_CGROUP | C3_CLONE_NEWPID | C3_CLONE_NEWUSER;
 	long host = -1;
@@ -427,6 +435,8 @@ static void observe(struct c3_outcome *o, long child, uint64_t flags, const stru
 		o->seen |= C3_SEEN_PIDFD;
 	}
 	if (flags & (C3_CLONE_THREAD | C3_CLONE_PARENT) || !(flags & wants))
+		return;
+	if (flags & C3_CLONE_SIGHAND && flags & C3_CLONE_NEWPID && exit_signal == SIGCHLD)
 		return;
 	if (host <= 0) {
 		int own = (int)syscall(__NR_pidfd_open, (pid_t)child, 0);
@@ -465,15 +475,16 @@ static void observe(struct c3_outcome *o, long child, uint64_t flags, const stru
 }
 
 /* set_tid's pid for the executor's own level (the innermost, or the next with CLONE_NEWPID),
- * as the kernel will read it; 0 where the case leaves that level to the kernel. */
+ * as the kernel will read it; 0 where the case leaves that level to the kernel. A size that
+ * ends inside set_tid_size passes its low bytes only, as copy_struct_from_user() copies them. */
 static int32_t requested_pid(const struct c3_case *c, const uint8_t *buf, size_t readable, const int32_t *pids)
 {
-	uint64_t flags, count, level;
+	uint64_t flags = 0, count = 0, level;
 
-	if (c->ref[8] != C3_REF_SET_TID_LIST || readable < 80)
+	if (c->ref[8] != C3_REF_SET_TID_LIST || readable <= 72)
 		return 0;
 	memcpy(&flags, buf, 8);
-	memcpy(&count, buf + 72, 8);
+	memcpy(&count, buf + 72, readable < 80 ? readable - 72 : 8);
 	level = (flags & C3_CLONE_NEWPID) ? 1 : 0;
 	return count > level && level < c->nset_tid ? pids[level] : 0;
 }
@@ -630,7 +641,7 @@ int c3_execute(const uint8_t *blob, size_t len, uint32_t first, uint32_t n,
 		if (ret > 0) {
 			if (c->ref[8] == C3_REF_SET_TID_LIST && (out[i].requested_pid = requested_pid(c, buf, readable, pids)))
 				out[i].seen |= C3_SEEN_PID;
-			observe(&out[i], ret, flags, env);
+			observe(&out[i], ret, flags, exit_signal, env);
 			out[i].signals = settle(ret, read_field(buf, readable, C3_OFF_FLAGS), env);
 			out[i].seen |= C3_SEEN_SIGNALS;
 			/* Again, now that the child is gone: child_tid is written by the child. */
