@@ -114,7 +114,7 @@ FAULTS = [
     ("parent-tid-ignored", {"size": 88, "flags": "CLONE_PARENT_SETTID", "parent_tid": "scratch"}, "effect.parent_tid"),
     ("exit-signal-sigchld", {"size": 88, "exit_signal": "SIGUSR1"}, "effect.exit_signal"),
     ("pidfd-dropped", {"size": 88, "flags": "CLONE_PIDFD", "pidfd": "scratch"}, "effect.pidfd"),
-    ("set-tid-ignored", {"size": 88, "set_tid": [7012]}, "effect.set_tid"),
+    ("set-tid-shifted", {"size": 88, "set_tid": [7012]}, "effect.set_tid"),
     ("parent-tid-unasked", {"size": 88, "parent_tid": "scratch"}, "effect.untouched"),
     ("vfork-ignored", {"size": 88, "flags": "CLONE_VFORK"}, "effect.vfork"),
 ]

@@ -63,7 +63,7 @@ def test_exit_1_under_a_planted_fault(tmp_path: Path) -> None:
     assert report["status"] == "discrepancy" and report["findings"]
     finding = next(f for f in report["findings"] if f["rule"] == "size.over_page")
     assert (finding["observed"], finding["expected"], finding["status"]) == ("EINVAL", ["E2BIG"], "confirmed")
-    assert "long c3_clone3(void *args, uint64_t size)" in finding["repro"]  # the executor's own code
+    assert "long c3_clone3(void *args, uint64_t size, const struct timespec *linger)" in finding["repro"]  # the executor's own code
     assert len(report["findings"]) <= 2 and report["fault"] == "oversize-einval"
     assert "oversize-einval" in (tmp_path / "report.md").read_text()
     assert 'class="unexpected"' in (tmp_path / "report.html").read_text()  # the map shows what was expected

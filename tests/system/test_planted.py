@@ -10,12 +10,13 @@ from pathlib import Path
 
 import pytest
 from clone3_fuzz.campaign import repro
-from clone3_fuzz.campaign.finding import Finding
+from clone3_fuzz.campaign.finding import Finding, from_result
 from clone3_fuzz.campaign.findings import Store
 from clone3_fuzz.campaign.minimize import minimize
 from clone3_fuzz.model import profile as profiles
 from clone3_fuzz.model.case import parse
 from clone3_fuzz.model.oracle import predict
+from clone3_fuzz.model.verdict import evaluate
 from clone3_fuzz.runtime.probe import live_profile
 from clone3_fuzz.runtime.sandbox import Sandbox
 
@@ -43,7 +44,31 @@ def test_minimization_reaches_the_root_cause(live: profiles.Profile) -> None:
     found = Finding("oracle", "copy.tail_nonzero", big, observed, tuple(predict(big, live).outcomes))
     small = minimize(found, sandbox, live)
     assert (small.case, small.name, small.expected) == (parse({"size": 89, "tail": {"88": 1}}), "copy.tail_nonzero", ("E2BIG",))
-    assert small.observed == "success"
+    assert small.observed == "success{signal=none}"
+
+
+@needs_cc
+def test_an_effect_finding_is_minimized_and_its_reproducer_checks_the_effect(tmp_path: Path,
+                                                                            live: profiles.Profile) -> None:
+    """The errno is right, the word is not written: one folder, a minimized case, and a C
+    reproducer that fails under the fault (exit 1) and passes without it."""
+    sandbox = Sandbox(fault="parent-tid-ignored")
+    store = Store(str(tmp_path), live, fault="parent-tid-ignored")
+    big = parse({"size": 300, "flags": "CLONE_PARENT_SETTID|CLONE_VM|CLONE_CHILD_SETTID", "parent_tid": "scratch",
+                 "child_tid": "scratch", "exit_signal": "SIGUSR1", "tail": {"200": 0}})
+    result = evaluate([("x", big)], sandbox, live).results[0]
+    assert (result.verdict, result.rule) == ("discrepancy", "effect.parent_tid")
+    store.record(from_result(result), lambda f: minimize(f, sandbox, live))
+    store.flush()
+    [signature] = store.signatures()
+    meta = json.loads((tmp_path / "findings" / signature / "finding.json").read_text())
+    assert (meta["rule"], meta["status"], meta["observed"]) == ("effect.parent_tid", "confirmed", "success{signal=none}")
+    assert meta["case"] == {"size": 64, "flags": "CLONE_PARENT_SETTID", "parent_tid": "scratch"}
+    assert meta["expected"] == ["success{parent_tid=pid,signal=none}"]
+    binary = repro.build(tmp_path / "findings" / signature / "repro.c")
+    assert isinstance(binary, Path)
+    assert repro.run(binary, None) == (0, "success{parent_tid=pid,signal=none}\n")
+    assert repro.run(binary, "parent-tid-ignored")[0] == 1
 
 @needs_cc
 def test_one_folder_per_root_cause_with_a_checked_reproducer(tmp_path: Path, live: profiles.Profile) -> None:

@@ -54,7 +54,7 @@ static const char *const names[C3_NFAULTS] = {
 	[C3_FAULT_PARENT_TID_IGNORED] = "parent-tid-ignored: CLONE_PARENT_SETTID is dropped: parent_tid is never written",
 	[C3_FAULT_EXIT_SIGNAL_SIGCHLD] = "exit-signal-sigchld: any exit_signal becomes SIGCHLD",
 	[C3_FAULT_PIDFD_DROPPED] = "pidfd-dropped: CLONE_PIDFD is dropped: no pidfd is returned",
-	[C3_FAULT_SET_TID_IGNORED] = "set-tid-ignored: set_tid is dropped: the child gets another pid than it asked for",
+	[C3_FAULT_SET_TID_SHIFTED] = "set-tid-shifted: the child gets the pid after the one set_tid asked for",
 	[C3_FAULT_PARENT_TID_UNASKED] = "parent-tid-unasked: a parent_tid pointer is written without CLONE_PARENT_SETTID",
 	[C3_FAULT_VFORK_IGNORED] = "vfork-ignored: CLONE_VFORK is dropped: the call returns before the child exits",
 };
@@ -148,9 +148,19 @@ static int misbehave(int fault, pid_t pid, int mem, uint64_t ptr, uint64_t size,
 	case C3_FAULT_PIDFD_DROPPED:
 		f[0] &= ~(uint64_t)C3_CLONE_PIDFD;
 		break;
-	case C3_FAULT_SET_TID_IGNORED:
-		f[8] = f[9] = 0;
-		break;
+	case C3_FAULT_SET_TID_SHIFTED:
+		/* The caller's pid list, one up: every check answers as before (a pid that is
+		 * free or taken stays either), only the pid the child gets is wrong. */
+		if (got >= 80 && f[8] && f[9] && f[9] <= 32 && !(f[0] & C3_CLONE_NEWPID)) {
+			int32_t pid;
+
+			if (pread(mem, &pid, sizeof(pid), (off_t)f[8]) == sizeof(pid) && pid >= 2 && pid < PID_LIMIT - 1) {
+				pid++;
+				if (pwrite(mem, &pid, sizeof(pid), (off_t)f[8]) < 0)
+					return 0;
+			}
+		}
+		return 0;
 	case C3_FAULT_PARENT_TID_UNASKED:
 		if (f[3])
 			f[0] |= C3_CLONE_PARENT_SETTID;
