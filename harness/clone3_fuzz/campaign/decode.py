@@ -100,7 +100,7 @@ def _pointer(r: _Reader) -> object:
     return r.pick(["scratch"] * 3 + _RESOURCES + UNMAPPABLE)
 
 
-def _case(r: _Reader, page: int) -> Case:
+def _case(r: _Reader, page: int, cgroup2: bool) -> Case:
     size = _size(r, page)
     obj: dict[str, object] = {"size": size, "flags": hex(_flags(r)), "exit_signal": _exit_signal(r)}
     extras = r.take(1)
@@ -116,7 +116,7 @@ def _case(r: _Reader, page: int) -> Case:
         if r.take(1) % 4 == 0:
             obj["set_tid_size"] = r.take(1) % 40
     if extras >> 6 & 1:
-        obj["cgroup"] = r.pick([0, 1, 999, 0x80000000])
+        obj["cgroup"] = r.pick([0, 1, 999, 0x80000000, *(["cgroup2"] if cgroup2 else [])])
     if extras >> 7 & 1:
         offset = abi.STRUCT_SIZE + r.take(2) % (min(max(size, abi.STRUCT_SIZE + 1), MAX_IMAGE) - abi.STRUCT_SIZE)
         obj["tail"] = {str(offset): 1 + r.take(1) % 255}
@@ -130,30 +130,31 @@ def _case(r: _Reader, page: int) -> Case:
     return parse(obj)
 
 
-#: Binary records already decoded: (page, the record's first bytes) -> [(record, case)].
+#: Binary records already decoded: (page, cgroup2, the record's first bytes) -> [(record, case)].
 #: libFuzzer's mutations leave most records of an input as they were, and decoding one
 #: costs more than running it. A record is what _case() consumed, so the same bytes
 #: always decode to the same case; one that ran past the end of its input (read as zeros)
 #: is not kept.
-_SEEN: Memo[tuple[int, bytes], list[tuple[bytes, Case]]] = Memo()
+_SEEN: Memo[tuple[int, bool, bytes], list[tuple[bytes, Case]]] = Memo()
 _KEY = 12
 
 
-def _binary_case(reader: _Reader, page: int) -> Case:
+def _binary_case(reader: _Reader, page: int, cgroup2: bool) -> Case:
     start, data = reader.pos, reader.data
-    known = _SEEN.get((page, data[start:start + _KEY]), list)
+    known = _SEEN.get((page, cgroup2, data[start:start + _KEY]), list)
     for record, case in known:
         if data.startswith(record, start):
             reader.pos += len(record)
             return case
-    case = _case(reader, page)
+    case = _case(reader, page, cgroup2)
     if reader.pos <= len(data):
         known.append((data[start:reader.pos], case))
     return case
 
 
-def decode(data: bytes, page: int = PAGE) -> list[Case]:
-    """The batch of cases ``data`` stands for (at most :data:`MAX_CASES`)."""
+def decode(data: bytes, page: int = PAGE, cgroup2: bool = False) -> list[Case]:
+    """The batch of cases ``data`` stands for (at most :data:`MAX_CASES`); ``cgroup2``
+    lets a record name the scratch cgroup v2 directory (a caller that can have one)."""
     if data.startswith(b"{"):
         cases = []
         for line in data.decode("utf-8", "replace").splitlines()[:MAX_CASES]:
@@ -164,8 +165,8 @@ def decode(data: bytes, page: int = PAGE) -> list[Case]:
         if cases:
             return cases
     reader = _Reader(data)
-    cases = [_binary_case(reader, page)]
+    cases = [_binary_case(reader, page, cgroup2)]
     while reader.left > 0 and len(cases) < MAX_CASES:
-        cases.append(_binary_case(reader, page))
+        cases.append(_binary_case(reader, page, cgroup2))
     return cases
 

@@ -107,7 +107,7 @@ class Worker:
     def test_one_input(self, data: bytes) -> None:
         """libFuzzer's callback: one input, every case and relation variant in it judged.
         It never raises on a discrepancy, so one campaign collects every finding."""
-        cases = decode(data, self.profile.page_size)
+        cases = decode(data, self.profile.page_size, self.profile.cgroup2_usable)
         named = [(f"input:{i}", case) for i, case in enumerate(cases)]
         rng = random.Random(zlib.crc32(data))
         try:

@@ -63,13 +63,20 @@ EFFECT_PANEL: list[tuple[str, dict[str, Any]]] = [
 ]
 
 
-def effects_panel(sandbox: Sandbox, profile: profiles.Profile) -> list[dict[str, Any]]:
+PANEL = "effects:"  # where the replay names the effects panel's cases
+
+
+def effect_cases(profile: profiles.Profile) -> list[tuple[str, Case]]:
+    """The effects panel's cases, named for the replay, which judges them like the corpus
+    (the one with a scratch cgroup only where this caller can have one)."""
+    return [(f"{PANEL}{label}", parse(case)) for label, case in EFFECT_PANEL
+            if profile.cgroup2_usable or case.get("cgroup") != "cgroup2"]
+
+
+def effects_panel(evaluation: Evaluation) -> list[dict[str, Any]]:
     """What each output flag produced on this kernel, beside what the oracle expects."""
-    panel = [(label, parse(case)) for label, case in EFFECT_PANEL
-             if profile.cgroup2_usable or case.get("cgroup") != "cgroup2"]
-    outcomes = sandbox.run([case for _, case in panel])
-    return [{"label": label, "case": case.to_json(), "observed": outcome.key,
-             "expected": predict(case, profile).outcomes} for (label, case), outcome in zip(panel, outcomes)]
+    return [{"label": r.where.removeprefix(PANEL), "case": r.case.to_json(), "observed": r.observed,
+             "expected": r.prediction.outcomes} for r in evaluation.results if r.where.startswith(PANEL)]
 
 
 def _abi_sizes(page: int) -> list[int]:
@@ -177,6 +184,7 @@ def run(seconds: int, report_dir: Path, junit: str | None, kernel: str | None = 
         profile = profiles.named(kernel, live) if kernel else live
         data.update(profile=profile.to_json(), kernel=profile.release)
         named, regressions, problems = _replay_cases(SEEDS)
+        named += effect_cases(profile)
         data["problems"] = problems
         store = Store(str(report_dir), profile, fault=fault, caller=measured.privilege.summary())
         for warning in store.warnings:
@@ -198,7 +206,7 @@ def run(seconds: int, report_dir: Path, junit: str | None, kernel: str | None = 
         data["relation_counts"] = dict(Counter(c.relation for c in evaluation.checks))
         progress("ci: drawing the ABI map")
         data["abi_map"] = abi_map(sandbox, profile)
-        data["effects"] = effects_panel(sandbox, profile)
+        data["effects"] = effects_panel(evaluation)
         counts = {"cases": len(named), "relation_checks": len(evaluation.checks)}
 
         def tally() -> None:

@@ -154,7 +154,8 @@ struct c3_outcome {
 #define C3_FAULT_SET_TID_SHIFTED 19
 #define C3_FAULT_PARENT_TID_UNASKED 20
 #define C3_FAULT_VFORK_IGNORED 21
-#define C3_NFAULTS 22
+#define C3_FAULT_CGROUP_IGNORED 22
+#define C3_NFAULTS 23
 
 struct c3_env {
 	int32_t cgroup_fd;   /* for C3_REF_CGROUP2; -1 when the batch has none */

@@ -57,6 +57,7 @@ static const char *const names[C3_NFAULTS] = {
 	[C3_FAULT_SET_TID_SHIFTED] = "set-tid-shifted: the child gets the pid after the one set_tid asked for",
 	[C3_FAULT_PARENT_TID_UNASKED] = "parent-tid-unasked: a parent_tid pointer is written without CLONE_PARENT_SETTID",
 	[C3_FAULT_VFORK_IGNORED] = "vfork-ignored: CLONE_VFORK is dropped: the call returns before the child exits",
+	[C3_FAULT_CGROUP_IGNORED] = "cgroup-ignored: CLONE_INTO_CGROUP with a usable cgroup is dropped: the child stays in ours",
 };
 
 const char *c3_fault_name(int fault)
@@ -167,6 +168,11 @@ static int misbehave(int fault, pid_t pid, int mem, uint64_t ptr, uint64_t size,
 		break;
 	case C3_FAULT_VFORK_IGNORED:
 		f[0] &= ~(uint64_t)C3_CLONE_VFORK;
+		break;
+	case C3_FAULT_CGROUP_IGNORED:
+		/* Only the sandbox's cgroup fd: a bad fd still gives EBADF, as it should. */
+		if (got >= 88 && f[10] == C3_CGROUP_FD)
+			f[0] &= ~(uint64_t)C3_CLONE_INTO_CGROUP;
 		break;
 	case C3_FAULT_PID_MAX_UNCHECKED:
 		if (got >= 80 && f[8] && f[9] && f[9] <= 32) {
