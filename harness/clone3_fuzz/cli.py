@@ -28,12 +28,12 @@ from .campaign import repro, triage
 from .campaign import supervisor as campaign
 from .campaign.findings import Store
 from .campaign.worker import Worker
-from .exit_status import EPILOG, ExitStatus, HarnessError
+from .exit_status import EPILOG, KSELFTEST, ExitStatus, HarnessError
 from .model import oracle
 from .model import profile as profiles
 from .model.case import Case, CaseError, read_jsonl
 from .model.verdict import DISCREPANCY, Result, evaluate, judge, violation_json
-from .outputs import bench, ci
+from .outputs import bench, ci, report
 from .runtime import probe
 from .runtime.sandbox import (
     DEFAULT_BATCH,
@@ -363,12 +363,14 @@ def cmd_ci(args: argparse.Namespace) -> int:
         _die(f"--report: {folder}: {e.strerror}")
     junit = str(Path(args.junit).resolve()) if args.junit else None
     lines: list[str] = []
+    quiet = args.json or args.ktap  # stdout is the document's
     code = ci.run(args.time, folder, junit, kernel=args.kernel, fault=args.fault, jobs=args.jobs,
-                  log=lines.append if args.json else print, progress=_status_line,
-                  warn=lambda text: print(f"clone3-fuzz: warning: {text}", file=sys.stderr))
-    if args.json:
-        print((folder / "report.json").read_text(), end="")
-    return code
+                  log=(lambda text: print(text, file=sys.stderr)) if args.ktap else lines.append if args.json else print,
+                  progress=_status_line, warn=lambda text: print(f"clone3-fuzz: warning: {text}", file=sys.stderr))
+    if quiet:
+        report_json = (folder / "report.json").read_text()
+        print(report.ktap(json.loads(report_json)) if args.ktap else report_json, end="")
+    return KSELFTEST.get(code, code) if args.ktap else code
 
 
 def cmd_findings(args: argparse.Namespace) -> int:
@@ -549,6 +551,8 @@ def build_parser() -> argparse.ArgumentParser:
     job.add_argument("--time", type=_positive, default=60, metavar="S", help="the whole job's budget in seconds (default 60)")
     _jobs_option(job)
     job.add_argument("--junit", metavar="FILE", help="also write JUnit XML here")
+    job.add_argument("--ktap", action="store_true",
+                     help="KTAP on stdout, and a kselftest's exit status: 0 pass, 1 fail, 4 skip (no clone3)")
     job.add_argument("--report", metavar="DIR", help="the report folder (default ./reports/<time>-<pid>/, and reports/latest)")
     job.add_argument("--kernel", metavar="VERSION", help="judge as this kernel version instead of the running one")
     job.add_argument("--fault", choices=list(FAULTS), help="plant a fault (to see the job fail)")

@@ -15,6 +15,10 @@ class ExitStatus(IntEnum):
     INTERRUPTED = 130  # ^C, SIGTERM or SIGHUP: what was done so far is kept
 
 
+#: ``ci --ktap`` exits as a kselftest does (tools/testing/selftests/kselftest.h): KSFT_PASS 0,
+#: KSFT_FAIL 1 (a harness failure too: nothing was judged), KSFT_SKIP 4 (no clone3).
+KSELFTEST = {ExitStatus.AGREE: 0, ExitStatus.DISAGREE: 1, ExitStatus.HARNESS: 1, ExitStatus.UNAVAILABLE: 4}
+
 #: For every --help: what each status means.
 EPILOG = "exit status: " + "; ".join(f"{s.value} {s.name.lower()}" for s in ExitStatus)
 

@@ -15,6 +15,7 @@ import pytest
 from clone3_fuzz.runtime.sandbox import exec_filtered
 
 from ..command import clone3_fuzz
+from ..unit.test_ktap import parse_ktap
 
 
 def ci(*args: str) -> subprocess.CompletedProcess[str]:
@@ -83,6 +84,21 @@ def test_exit_3_when_a_seccomp_filter_hides_clone3(tmp_path: Path) -> None:
     report = json.loads((tmp_path / "report.json").read_text())
     assert report["status"] == "clone3-unavailable" and report["clone3"] == "ENOSYS"
     assert "seccomp" in report["clone3_cause"]
+
+
+def test_ktap_exits_as_a_kselftest_does(tmp_path: Path) -> None:
+    """0 pass, 1 fail (a planted fault), 4 skip (clone3 hidden by a seccomp filter); KTAP on
+    stdout in every case."""
+    failing = ci("--time", "12", "--ktap", "--report", str(tmp_path / "fault"), "--fault", "oversize-einval")
+    assert failing.returncode == 1, failing.stderr
+    results = parse_ktap(failing.stdout)
+    assert results[0][:3] == (True, 1, "clone3.available") and any(not ok and name.startswith("finding.size.over_page")
+                                              for ok, _, name, _ in results)
+    out = tmp_path / "skip.ktap"
+    command = ["/bin/sh", "-c", f'exec "$0" "$@" >{out}', sys.executable, "-m", "clone3_fuzz", "ci", "--time", "5",
+               "--ktap", "--report", str(tmp_path / "skip")]
+    assert os.waitstatus_to_exitcode(exec_filtered(command, errno.ENOSYS)) == 4
+    assert parse_ktap(out.read_text()) == [(True, 1, "clone3.available", "SKIP")]
 
 
 @pytest.mark.skipif(shutil.which("chromium") is None, reason="needs Debian's chromium (.ci/run installs it)")

@@ -67,6 +67,7 @@ class Measurement:
     address_bits: int | None  # the user address width (47, or 56 with 5-level paging), measured without clone3
     privilege: Privilege
     machine: Machine
+    build: str = ""  # uname -v: where a distribution's kernel names its upstream version (stable.upstream)
 
     def to_json(self) -> dict[str, Any]:
         """The measurement as JSON: numbers that are addresses or masks in hex."""

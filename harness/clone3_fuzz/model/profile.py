@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from ..exit_status import HarnessError
-from . import abi, effects
+from . import abi, effects, stable
 from .measurement import Measurement
 
 NAMESPACES = ("mnt", "uts", "ipc", "pid", "cgroup", "net", "time", "user")
@@ -83,8 +83,10 @@ def parse_release(text: str) -> Release:
 
 
 def version_mask(version: Release) -> int:
-    """The flags clone3 accepts on a mainline kernel of this version."""
-    return sum(f.value for f in abi.FLAGS if f.clone3 is not None and f.clone3 <= version[:2])
+    """The flags clone3 accepts on a kernel of this version, stable backports included
+    (CLONE_NEWTIME from 5.10.175, 5.15.103, 6.1.20, 6.2.7: :mod:`.stable`)."""
+    mask = sum(f.value for f in abi.FLAGS if f.clone3 is not None and f.clone3 <= version[:2])
+    return mask | (abi.CLONE["CLONE_NEWTIME"] if stable.reached("newtime", version) else 0)
 
 
 def version_struct_size(version: Release) -> int:
@@ -96,10 +98,10 @@ def _version_features(version: Release) -> dict[str, Any]:
     return dict(
         struct_size=version_struct_size(version),
         accepted_flags=version_mask(version),
-        pidfd_thread_accepted=version >= (6, 9, 0),
-        stack_checked=version >= (5, 4, 0) or (version[:2] == (5, 3) and version[2] >= 11),
-        pidfd_parent_tid_checked=version >= (5, 9, 0),
-        exit_signal_late=version >= (7, 1, 0),
+        pidfd_thread_accepted=stable.reached("pidfd_thread_accepted", version),
+        stack_checked=stable.reached("stack_checked", version),
+        pidfd_parent_tid_checked=stable.reached("pidfd_parent_tid_checked", version),
+        exit_signal_late=stable.reached("exit_signal_late", version),
         pidfd_fdinfo=version >= effects.PIDFD_FDINFO,
     )
 
@@ -126,7 +128,6 @@ def _environment(measured: Measurement) -> dict[str, Any]:
 
 # --- the limits the probe calibrates, held to what the kernel promises ---------------
 
-PID_PER_NS = (6, 14, 0)  # pid_max became a property of each pid namespace
 RESERVED_PIDS = 300  # include/linux/threads.h: pid_max can never be set this low
 
 
@@ -175,7 +176,7 @@ def _held_limits(measured: Measurement, version: Release, isolation: str | None,
     limit = pid_max_limit(measured.arch)
     if measured.pid_max is not None and RESERVED_PIDS < measured.pid_max <= limit:
         held["pid_max"] = measured.pid_max
-    elif version < PID_PER_NS or isolation not in ("pidns", "userns+pidns"):
+    elif not stable.reached("pid_max_per_namespace", version) or isolation not in ("pidns", "userns+pidns"):
         held["pid_max"] = outer_pid_max
     else:
         held["pid_max"] = limit
@@ -188,7 +189,7 @@ BACKPORTABLE_FLAGS = abi.CLONE["CLONE_NEWTIME"] | sum(f.value for f in abi.FLAGS
 
 def from_measurement(measured: Measurement) -> Profile:
     """The running kernel: its version's behaviour, plus what backports added as measured."""
-    version = parse_release(measured.release)
+    version = parse_release(stable.upstream(measured.release, measured.build))
     features = _version_features(version)
     if measured.clone3 == "available":
         features.update(
@@ -215,7 +216,7 @@ def named(version_text: str, base: Profile) -> Profile:
     if version[:2] < (5, 3):
         return replace(base, release=version_text, version=version, source="named", clone3="ENOSYS")
     # Before 6.14 every pid namespace shares the global pid_max.
-    pid_max = base.pid_max if version >= PID_PER_NS else base.outer_pid_max
+    pid_max = base.pid_max if stable.reached("pid_max_per_namespace", version) else base.outer_pid_max
     return replace(base, release=version_text, version=version, source="named", clone3="available",
                    pid_max=pid_max, **_version_features(version))
 

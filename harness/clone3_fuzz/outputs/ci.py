@@ -161,7 +161,15 @@ def run(seconds: int, report_dir: Path, junit: str | None, kernel: str | None = 
                             "started": time.strftime("%Y-%m-%dT%H:%M:%S"), "kernel": os.uname().release,
                             "fault": fault, "fault_description": FAULTS[fault][1] if fault else None,
                             "discrepancies": [], "findings": [], "flaky": [], "rules": {}, "relation_counts": {},
-                            "counts": {"cases": 0, "relation_checks": 0, "discrepancies": 0}, "problems": []}
+                            "counts": {"cases": 0, "relation_checks": 0, "discrepancies": 0}, "problems": [],
+                            "phases": {}}
+    phase_started = [started]
+
+    def phase_done(name: str) -> None:
+        """How long the step just ended took (its tests' times in JUnit and KTAP)."""
+        now = time.monotonic()
+        data["phases"][name] = round(now - phase_started[0], 3)
+        phase_started[0] = now
 
     def finish(status: str, code: int) -> int:
         data.update(status=status, exit_code=code, seconds=time.monotonic() - started)
@@ -175,6 +183,7 @@ def run(seconds: int, report_dir: Path, junit: str | None, kernel: str | None = 
     try:
         progress("ci: probing the kernel's clone3")
         measured = probe(sandbox)
+        phase_done("probe")
         data["clone3"] = measured.clone3
         if measured.clone3 != "available":
             data["clone3_cause"] = measured.clone3_missing_cause
@@ -192,6 +201,7 @@ def run(seconds: int, report_dir: Path, junit: str | None, kernel: str | None = 
             data["problems"].append(warning)
         progress(f"ci: replaying {len(named)} corpus cases with every relation")
         evaluation = _replay(named, sandbox, profile, store, data)
+        phase_done("replay")
         # A regression entry is judged on what repeated: a flaky outcome says nothing.
         observed = {r.where: r.observed for r in evaluation.results if not r.flaky}
         if profile.cap_sys_admin and not kernel:
@@ -207,6 +217,7 @@ def run(seconds: int, report_dir: Path, junit: str | None, kernel: str | None = 
         progress("ci: drawing the ABI map")
         data["abi_map"] = abi_map(sandbox, profile)
         data["effects"] = effects_panel(evaluation)
+        phase_done("abi_map")
         counts = {"cases": len(named), "relation_checks": len(evaluation.checks)}
 
         def tally() -> None:
@@ -247,6 +258,7 @@ def run(seconds: int, report_dir: Path, junit: str | None, kernel: str | None = 
             if stats.failed_workers:
                 data["problems"].append(f"campaign workers failed: {stats.failed_workers} ({'; '.join(stats.restarts)})")
             tally()
+            phase_done("campaign")
     except HarnessError as e:
         data["problems"].append(str(e))
         return finish("harness-error", ExitStatus.HARNESS)

@@ -1,5 +1,6 @@
 """Reports: report.json (everything), report.md (for a terminal or a PR comment), a
-self-contained report.html with pictures (inline SVG, no script), and JUnit XML.
+self-contained report.html with pictures (inline SVG, no script), JUnit XML, and KTAP (the
+kernel selftests' format, for kselftest, LAVA/KernelCI and tuxrun).
 
 The report is built from a plain dict (:func:`.ci.run` fills it), so each format
 is a pure function of the same data.
@@ -12,9 +13,11 @@ import json
 import os
 import xml.etree.ElementTree as ET
 from collections import Counter
+from dataclasses import dataclass
 from typing import Any
 
 from ..atomic import write_text
+from ..campaign.finding import fails
 
 COLOURS = {
     "success": "#4caf50", "EINVAL": "#ff9800", "E2BIG": "#2196f3", "EFAULT": "#9c27b0", "EPERM": "#f44336",
@@ -281,40 +284,87 @@ def _finding_html(f: dict[str, Any]) -> str:
 
 # --- JUnit ---------------------------------------------------------------------------
 
-def junit_xml(report: dict[str, Any]) -> str:
-    """One testcase per rule family and per relation (failing when a discrepancy falls in
-    it), one per finding (failing), and one for clone3 itself (an error when it is missing)."""
-    suite = ET.Element("testsuite", name="clone3-fuzz", hostname=report["kernel"])
-    cases: list[ET.Element] = []
+@dataclass(frozen=True)
+class TestResult:
+    """One test of the CI job, as JUnit and KTAP report it: it failed (``failure``), could
+    not run (``error``), was skipped (``skipped``), or passed. ``seconds`` is its share of
+    the step that judged it (the probe, the replay, the campaign), so the times add up."""
 
-    def case(name: str, failure: str | None = None, error: str | None = None) -> None:
-        element = ET.Element("testcase", classname="clone3-fuzz", name=name)
-        if failure:
-            ET.SubElement(element, "failure", message=failure[:200]).text = failure
-        if error:
-            ET.SubElement(element, "error", message=error[:200]).text = error
-        cases.append(element)
+    name: str
+    failure: str | None = None
+    error: str | None = None
+    skipped: str | None = None
+    seconds: float = 0.0
+    detail: str = ""
 
-    case("clone3.available", error=None if report["clone3"] == "available" else report.get("clone3_cause") or "missing")
+
+def test_results(report: dict[str, Any]) -> list[TestResult]:
+    """One test for clone3 itself (skipped where it is missing), one per rule family and
+    per relation (failing when a discrepancy that stands falls in it), one per finding
+    (failing when it stands; its title is the message, with the reproducer's path)."""
+    phases = report.get("phases", {})
+    if report.get("clone3", "available") != "available":
+        why = report.get("clone3_cause") or "missing"
+        return [TestResult("clone3.available", skipped=f"clone3 is unavailable: {why}", seconds=phases.get("probe", 0.0))]
+    first = [TestResult("clone3.available", seconds=phases.get("probe", 0.0))]
     # Only what fails the run fails here: a discrepancy whose finding stands, or a regression entry.
-    standing = {f["signature"] for f in report["findings"] if f.get("status") == "confirmed" or not f.get("checked", True)}
+    standing = {f["signature"] for f in report["findings"] if fails(f)}
     failing = [d for d in report["discrepancies"] if d.get("signature") in standing or d.get("rule") == "regression"]
     failed_families = Counter(d["rule"].split(".")[0] for d in failing if "rule" in d)
+    judged: list[tuple[str, str | None]] = []
     for family in sorted({rule.split(".")[0] for rule in report["rules"]} | set(failed_families)):
         count = failed_families.get(family, 0)
-        case(f"rules.{family}", failure=f"{count} discrepancies" if count else None)
+        judged.append((f"rules.{family}", f"{count} discrepancies" if count else None))
     for relation, count in sorted(report["relation_counts"].items()):
         broken = [d for d in failing if d.get("relation") == relation]
-        case(f"relations.{relation}", failure=f"{len(broken)} of {count} checks broken" if broken else None)
+        judged.append((f"relations.{relation}", f"{len(broken)} of {count} checks broken" if broken else None))
+    share = phases.get("replay", 0.0) / max(1, len(judged))
+    tests = first + [TestResult(name, failure=failure, seconds=share) for name, failure in judged]
+    found = phases.get("campaign", phases.get("replay", 0.0)) / max(1, len(report["findings"]))
     for finding in report["findings"]:
-        text = (f"{finding.get('title', finding['rule'])} [{finding.get('status')}: {finding.get('reason')}]: "
-                f"{json.dumps(finding['case'])} ({finding['repro_path']})")
-        if finding.get("status") == "confirmed" or not finding.get("checked", True):
-            case(f"finding.{finding['signature']}", failure=text)
-        else:
-            case(f"finding.{finding['signature']}")
-    suite.extend(cases)
-    suite.set("tests", str(len(cases)))
-    suite.set("failures", str(sum(c.find("failure") is not None for c in cases)))
-    suite.set("errors", str(sum(c.find("error") is not None for c in cases)))
+        title = finding.get("title", finding["rule"])
+        detail = (f"{title} [{finding.get('status')}: {finding.get('reason')}]: {json.dumps(finding['case'])}; "
+                  f"reproducer: {finding['repro_path']}")
+        tests.append(TestResult(f"finding.{finding['signature']}", failure=title if fails(finding) else None,
+                                seconds=found, detail=detail))
+    return tests
+
+
+def junit_xml(report: dict[str, Any]) -> str:
+    """The tests of :func:`test_results` as JUnit XML: a failure's message is the finding's
+    title (or the count), its text the case and the reproducer's path; each testcase has
+    its time."""
+    suite = ET.Element("testsuite", name="clone3-fuzz", hostname=report["kernel"],
+                       time=f"{report.get('seconds', 0.0):.3f}")
+    tests = test_results(report)
+    for test in tests:
+        element = ET.SubElement(suite, "testcase", classname="clone3-fuzz", name=test.name, time=f"{test.seconds:.3f}")
+        for tag, message in (("failure", test.failure), ("error", test.error), ("skipped", test.skipped)):
+            if message:
+                ET.SubElement(element, tag, message=message).text = test.detail or message
+    suite.set("tests", str(len(tests)))
+    suite.set("failures", str(sum(t.failure is not None for t in tests)))
+    suite.set("errors", str(sum(t.error is not None for t in tests)))
+    suite.set("skipped", str(sum(t.skipped is not None for t in tests)))
     return ET.tostring(suite, encoding="unicode") + "\n"
+
+
+def ktap(report: dict[str, Any]) -> str:
+    """The tests of :func:`test_results` in KTAP version 1, the kernel selftests' format
+    (Documentation/dev-tools/ktap.rst): a plan, one result line each, a skip as a
+    ``# SKIP`` directive, and what explains a failure as diagnostic lines before it."""
+    tests = test_results(report)
+    lines = ["KTAP version 1", f"# clone3-fuzz {report.get('tool_version', '')} on {report['kernel']}: the CI job",
+             f"1..{len(tests)}"]
+    for number, test in enumerate(tests, 1):
+        if test.failure or test.error:
+            lines += [f"# {line}" for line in (test.detail or test.failure or test.error or "").splitlines()]
+        name = test.name.replace("#", "_")
+        if test.skipped:
+            lines.append(f"ok {number} {name} # SKIP {test.skipped}")
+        else:
+            lines.append(f"{'not ok' if test.failure or test.error else 'ok'} {number} {name}")
+    passed = sum(not (t.failure or t.error or t.skipped) for t in tests)
+    lines.append(f"# Totals: pass:{passed} fail:{sum(bool(t.failure or t.error) for t in tests)} "
+                 f"xfail:0 xpass:0 skip:{sum(t.skipped is not None for t in tests)} error:0")
+    return "\n".join(lines) + "\n"

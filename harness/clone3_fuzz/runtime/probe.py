@@ -202,7 +202,7 @@ def probe(sandbox: Sandbox | None = None) -> Measurement:
     page = os.sysconf("SC_PAGESIZE")
     exists, cause = availability(sandbox)
     priv = privilege(sandbox.isolation)
-    base = dict(release=platform.release(), arch=platform.machine(), page_size=page)
+    base = dict(release=platform.release(), build=platform.version(), arch=platform.machine(), page_size=page)
     if cause:
         return Measurement(**base, clone3=exists, clone3_missing_cause=cause,
                            struct_size=None, accepted_flags=None, newtime_accepted=None, pidfd_thread_accepted=None,
