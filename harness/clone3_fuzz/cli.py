@@ -35,6 +35,7 @@ from .model.case import Case, CaseError, read_jsonl
 from .model.verdict import DISCREPANCY, Result, evaluate, judge, violation_json
 from .outputs import bench, ci, report
 from .runtime import probe
+from .runtime.vm import VM
 from .runtime.sandbox import (
     DEFAULT_BATCH,
     DEFAULT_TIMEOUT_MS,
@@ -77,9 +78,21 @@ def _case_progress(label: str) -> Callable[[int, int], None] | None:
     return lambda done, total: _status_line(f"{label}: {done}/{total} cases", final=done == total)
 
 
-def _sandbox(args: argparse.Namespace, label: str) -> Sandbox:
+def _sandbox(args: argparse.Namespace, label: str) -> Sandbox | VM:
+    if getattr(args, "kernel_image", None):
+        return _boot(args)
     return Sandbox(timeout_ms=args.timeout_ms, batch_size=args.batch, progress=_case_progress(label),
                    cgroup=args.cgroup)
+
+
+def _boot(args: argparse.Namespace, workdir: str | None = None) -> VM:
+    """The kernel image of --kernel-image booted in a VM, saying how on stderr."""
+    started = time.monotonic()
+    print(f"clone3-fuzz: booting {args.kernel_image} under qemu", file=sys.stderr)
+    vm = VM(args.kernel_image, args.initrd, args.qemu_arg, workdir=workdir)
+    print(f"clone3-fuzz: {vm.hello['release']} ({vm.hello['build']}) is up under {vm.accel.upper()} "
+          f"in {time.monotonic() - started:.1f} s; its console: {vm.console}", file=sys.stderr)
+    return vm
 
 
 STDIN_LIMIT = 1 << 30  # bytes of stdin spooled for two passes
@@ -364,7 +377,8 @@ def cmd_ci(args: argparse.Namespace) -> int:
     junit = str(Path(args.junit).resolve()) if args.junit else None
     lines: list[str] = []
     quiet = args.json or args.ktap  # stdout is the document's
-    code = ci.run(args.time, folder, junit, kernel=args.kernel, fault=args.fault, jobs=args.jobs,
+    target = (lambda: _boot(args, str(folder / "vm"))) if args.kernel_image else None
+    code = ci.run(args.time, folder, junit, kernel=args.kernel, fault=args.fault, jobs=args.jobs, target=target,
                   log=(lambda text: print(text, file=sys.stderr)) if args.ktap else lines.append if args.json else print,
                   progress=_status_line, warn=lambda text: print(f"clone3-fuzz: warning: {text}", file=sys.stderr))
     if quiet:
@@ -496,6 +510,15 @@ def _sandbox_options(sub: argparse.ArgumentParser) -> None:
                      help="the cgroup v2 directory that \"cgroup\": \"cgroup2\" opens (default: a scratch one)")
 
 
+def _target_options(sub: argparse.ArgumentParser) -> None:
+    sub.add_argument("--kernel-image", metavar="VMLINUZ",
+                     help="boot this kernel under qemu-system (KVM where it works, else TCG) and test its clone3")
+    sub.add_argument("--initrd", metavar="FILE", help="with --kernel-image: an initramfs of your own (default: one "
+                                                      "generated around the static executor)")
+    sub.add_argument("--qemu-arg", action="append", default=[], metavar="ARG",
+                     help="with --kernel-image: one more argument for qemu (repeat it)")
+
+
 def _jobs_option(sub: argparse.ArgumentParser) -> None:
     # The default is found in main(), for the commands that fuzz only: it reads the
     # process's cgroups, which no other command needs at start-up.
@@ -524,6 +547,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     probe_ = command("probe", "what this kernel's clone3 does, and who is calling")
     _sandbox_options(probe_)
+    _target_options(probe_)
     probe_.set_defaults(func=cmd_probe)
     run = command("run", "run cases for real and judge each outcome against the oracle")
     predict = command("predict", "the oracle's prediction for cases, without running them")
@@ -533,6 +557,7 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("--kernel", metavar="VERSION",
                          help="predict for this kernel version (5.3 ... 7.1) instead of the running one, as measured")
     _sandbox_options(run)
+    _target_options(run)
     run.add_argument("--relations", action="store_true", help="also run a variant of each case for every relation")
     run.set_defaults(func=cmd_run)
     predict.set_defaults(func=cmd_predict)
@@ -556,6 +581,7 @@ def build_parser() -> argparse.ArgumentParser:
     job.add_argument("--report", metavar="DIR", help="the report folder (default ./reports/<time>-<pid>/, and reports/latest)")
     job.add_argument("--kernel", metavar="VERSION", help="judge as this kernel version instead of the running one")
     job.add_argument("--fault", choices=list(FAULTS), help="plant a fault (to see the job fail)")
+    _target_options(job)
     job.set_defaults(func=cmd_ci)
 
     found = commands.add_parser("findings", help="compare saved findings between two runs, or replay them",

@@ -35,3 +35,14 @@ def test_a_bad_entry_is_named_and_the_rest_loads(tmp_path: Path) -> None:
     assert [str(e) if isinstance(e, CaseError) else e.where for e in loaded] == [
         "r.jsonl:1", "r.jsonl:2: x: unknown key", "r.jsonl:3: expected: not a kernel version: 'v'", "r.jsonl:4"]
     assert loaded[0].expected_on((6, 5, 0)) == ["success"] and loaded[0].expected_on((5, 4, 0)) is None
+
+
+def test_a_stable_release_applies_within_its_own_series(tmp_path: Path) -> None:
+    # CLONE_NEWTIME: mainline 6.3, backported to 6.1.20 and 6.2.7 (model/stable.py).
+    (tmp_path / "r.jsonl").write_text('{"case": {"size": 88}, "expected": {"6.0": ["EINVAL"], "6.3": ["success"], '
+                                      '"6.1.20": ["success"], "6.2.7": ["success"]}}\n')
+    [entry] = read_regressions(tmp_path)
+    assert isinstance(entry, Regression)
+    on = {v: entry.expected_on(v) for v in [(6, 1, 5), (6, 1, 192), (6, 2, 3), (6, 2, 7), (6, 4, 0), (5, 15, 0)]}
+    assert on == {(6, 1, 5): ["EINVAL"], (6, 1, 192): ["success"], (6, 2, 3): ["EINVAL"], (6, 2, 7): ["success"],
+                  (6, 4, 0): ["success"], (5, 15, 0): None}

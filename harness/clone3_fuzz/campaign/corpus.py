@@ -6,7 +6,8 @@
 
 ``expected`` maps a kernel version to the outcomes the kernel may give there (for a root
 caller; the case is chosen so that privilege does not matter, or the note says so). On a
-kernel between two listed versions, the nearest lower one applies.
+kernel between two listed versions, the nearest lower one applies; a listed stable
+release (``6.1.20``) applies within its own series only, where a backport landed.
 """
 
 from __future__ import annotations
@@ -41,10 +42,14 @@ class Regression:
     note: str
 
     def expected_on(self, version: Release) -> list[str] | None:
-        """The outcomes due on ``version``: those of the nearest listed version at or below it."""
+        """The outcomes due on ``version``: those of the nearest listed release of its own
+        stable series at or below it (``6.1.20`` for 6.1.192: a backport), else of the
+        nearest listed mainline version (``6.2`` for 6.2.3, which the backport had not
+        reached)."""
         known = sorted((parse_release(v), outcomes) for v, outcomes in self.expected.items())
-        below = [outcomes for v, outcomes in known if v[:2] <= version[:2]]
-        return below[-1] if below else None
+        series = [outcomes for v, outcomes in known if v[:2] == version[:2] and v[2] and v <= version]
+        mainline = [outcomes for v, outcomes in known if not v[2] and v[:2] <= version[:2]]
+        return (series or mainline or [None])[-1]
 
 
 def _entry(obj: object, where: str) -> Regression:

@@ -62,12 +62,17 @@ class _Pending:
 
 class Store:
     """The findings of a campaign, under ``<out>/findings/``. ``fault`` names the planted
-    fault the kernel under test runs behind, if any: reproducers are checked through it."""
+    fault the kernel under test runs behind, if any: reproducers are checked through it.
+    ``elsewhere`` names a kernel under test that is not this machine's (a VM's): its
+    reproducers are written but not run here, and their findings stay unchecked (which
+    fails a run all the same)."""
 
-    def __init__(self, out: str, profile: Profile, fault: str | None = None, caller: str = "") -> None:
+    def __init__(self, out: str, profile: Profile, fault: str | None = None, caller: str = "",
+                 elsewhere: str | None = None) -> None:
         self.root = os.path.join(out, "findings")
         self.profile = profile
         self.fault = fault
+        self.elsewhere = elsewhere
         self.caller = caller or f"uid {os.getuid()}"
         self.signature_of: dict[tuple[str, ...], str] = {}
         self.pending: dict[str, _Pending] = {}
@@ -133,7 +138,8 @@ class Store:
         text = title(small, self.profile.release)
         (folder / "repro.c").write_text(repro.render(cases, list(small.expected), text, compare=small.compare))
         problem = expectation_problem(small, self.profile)
-        checked = repro.check(folder / "repro.c", self.fault)
+        checked = (repro.Check(False, f"not run: the kernel under test is {self.elsewhere}, not this machine's",
+                               checked=False) if self.elsewhere else repro.check(folder / "repro.c", self.fault))
         status = CONFIRMED if checked.confirmed and problem is None else UNCONFIRMED
         meta: dict[str, Any] = {
             "signature": signature, "title": text, "kind": small.kind, "rule": small.name,

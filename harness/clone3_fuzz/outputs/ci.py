@@ -8,6 +8,7 @@ the regressions) with every relation; draw the ABI map; fuzz for the time that i
 from __future__ import annotations
 
 import os
+import random
 import time
 from collections import Counter
 from pathlib import Path
@@ -16,6 +17,7 @@ from typing import Any, Callable
 from .. import SCHEMA_VERSION, __version__
 from ..campaign import supervisor as campaign
 from ..campaign.corpus import SEEDS, Regression, read_regressions
+from ..campaign.decode import decode
 from ..campaign.finding import Finding, fails, from_result, from_violation
 from ..campaign.findings import Store, gather
 from ..campaign.minimize import minimize
@@ -120,6 +122,47 @@ def _replay_cases(seeds: Path) -> tuple[list[tuple[str, Case]], list[Regression]
     return named, regressions, problems
 
 
+def _record(evaluation: Evaluation, runner: Any, profile: profiles.Profile, store: Store, data: dict[str, Any]) -> None:
+    """What disagrees becomes a finding like a campaign's (minimized, its reproducer
+    checked), and each raw discrepancy names its finding; flaky results and what the harness
+    could not run are kept too."""
+    def record(finding: Finding, raw: dict[str, Any]) -> dict[str, Any]:
+        store.record(finding, lambda f: minimize(f, runner, profile, known=store.known))
+        return {**raw, "signature": store.signature_of[finding.raw_key(profile.page_size)]}
+
+    data["discrepancies"] += [record(from_result(r), r.to_json())
+                              for r in evaluation.discrepancies + evaluation.variant_discrepancies]
+    data["discrepancies"] += [record(from_violation(v), violation_json(v)) for v in evaluation.violations]
+    data["flaky"] += [f.to_json() for f in evaluation.flaky]
+    harness = data.setdefault("harness", {})
+    for cause in (f"{r.observed}: {r.outcome.detail}" for r in evaluation.harness):
+        harness[cause] = harness.get(cause, 0) + 1
+    store.flush()
+
+
+def _fuzz_target(runner: Any, profile: profiles.Profile, store: Store, data: dict[str, Any], until: float,
+                 progress: Callable[[str], object]) -> Evaluation:
+    """Random inputs through the campaign's decoder, run in ``runner`` (another kernel's),
+    each batch judged with every relation; what disagrees is recorded like the replay's.
+    Returns everything judged, as one evaluation."""
+    rng, started = random.Random(0), time.monotonic()
+    judged = Evaluation([])
+    while time.monotonic() < until:
+        cases = [case for _ in range(8) for case in decode(rng.randbytes(rng.randrange(16, 512)), profile.page_size)]
+        named = [(f"fuzz:{len(judged.results) + i}", case) for i, case in enumerate(cases)]
+        evaluation = evaluate(named, runner, profile, relations=True, rng=rng)
+        _record(evaluation, runner, profile, store, data)
+        judged.results += evaluation.results
+        judged.checks += evaluation.checks
+        progress(f"ci: fuzzing in the target, {max(0.0, until - time.monotonic()):3.0f}s left, "
+                 f"{len(judged.results)} cases")
+    seconds = time.monotonic() - started
+    data["campaign"] = {"jobs": 1, "seconds": seconds, "cases": len(judged.results), "relation_checks": len(judged.checks),
+                        "rate": (len(judged.results) + len(judged.checks)) / max(seconds, 1e-9), "in": "target",
+                        "samples": []}
+    return judged
+
+
 def _findings(out: Path) -> list[dict[str, Any]]:
     """Every saved finding, with its reproducer's text for the report."""
     found = []
@@ -131,32 +174,23 @@ def _findings(out: Path) -> list[dict[str, Any]]:
 
 def _replay(named: list[tuple[str, Case]], sandbox: Sandbox, profile: profiles.Profile, store: Store,
             data: dict[str, Any]) -> Evaluation:
-    """The corpus with every relation; what disagrees becomes a finding like a campaign's
-    (minimized, its reproducer checked), and each raw discrepancy names its finding."""
+    """The corpus with every relation, recorded (:func:`_record`)."""
     evaluation = evaluate(named, sandbox, profile, relations=True)
-
-    def record(finding: Finding, raw: dict[str, Any]) -> dict[str, Any]:
-        store.record(finding, lambda f: minimize(f, sandbox, profile, known=store.known))
-        return {**raw, "signature": store.signature_of[finding.raw_key(profile.page_size)]}
-
-    data["discrepancies"] = [record(from_result(r), r.to_json())
-                             for r in evaluation.discrepancies + evaluation.variant_discrepancies]
-    data["discrepancies"] += [record(from_violation(v), violation_json(v)) for v in evaluation.violations]
-    data["flaky"] = [f.to_json() for f in evaluation.flaky]
-    data["harness"] = dict(Counter(f"{r.observed}: {r.outcome.detail}" for r in evaluation.harness))
-    store.flush()
+    _record(evaluation, sandbox, profile, store, data)
     return evaluation
 
 
 def run(seconds: int, report_dir: Path, junit: str | None, kernel: str | None = None, fault: str | None = None,
         jobs: int = 1, log: Callable[[str], object] = print, progress: Callable[[str], object] = lambda text: None,
-        warn: Callable[[str], object] = lambda text: None) -> int:
+        warn: Callable[[str], object] = lambda text: None, target: Callable[[], Any] | None = None) -> int:
     """The CI job into ``report_dir``, fuzzing with ``jobs`` workers; returns its exit status. ``log`` gets the closing
     summary lines, ``progress`` a line at each step and every few seconds of the campaign,
-    ``warn`` what was repaired on the way (each also in the report's problems)."""
+    ``warn`` what was repaired on the way (each also in the report's problems). ``target``
+    starts the runner of another kernel (a VM, :mod:`..runtime.vm`) instead of this
+    machine's sandbox: the probe, the replay, the relations and the ABI map run there;
+    the campaign's workers do not yet, and the report says so."""
     started = time.monotonic()
     deadline = started + seconds
-    sandbox = Sandbox(fault=fault)
     data: dict[str, Any] = {"tool": "clone3-fuzz", "tool_version": __version__, "schema_version": SCHEMA_VERSION,
                             "started": time.strftime("%Y-%m-%dT%H:%M:%S"), "kernel": os.uname().release,
                             "fault": fault, "fault_description": FAULTS[fault][1] if fault else None,
@@ -181,6 +215,12 @@ def run(seconds: int, report_dir: Path, junit: str | None, kernel: str | None = 
         return code
 
     try:
+        if target is not None:
+            progress("ci: booting the kernel under test")
+        sandbox = target() if target is not None else Sandbox(fault=fault)
+        elsewhere = getattr(sandbox, "describe", None)
+        if elsewhere:
+            data["target"] = elsewhere()
         progress("ci: probing the kernel's clone3")
         measured = probe(sandbox)
         phase_done("probe")
@@ -195,7 +235,8 @@ def run(seconds: int, report_dir: Path, junit: str | None, kernel: str | None = 
         named, regressions, problems = _replay_cases(SEEDS)
         named += effect_cases(profile)
         data["problems"] = problems
-        store = Store(str(report_dir), profile, fault=fault, caller=measured.privilege.summary())
+        store = Store(str(report_dir), profile, fault=fault, caller=measured.privilege.summary(),
+                      elsewhere=f"{data['target']['kind']} {profile.release}" if "target" in data else None)
         for warning in store.warnings:
             warn(warning)
             data["problems"].append(warning)
@@ -231,9 +272,18 @@ def run(seconds: int, report_dir: Path, junit: str | None, kernel: str | None = 
         report.write_json(data, str(report_dir))
         # The workers have trees of their own: this one's processes would count against
         # the caller's pids limit meanwhile.
-        sandbox.close()
         left = int(deadline - time.monotonic() - REPORT_MARGIN)
-        if left >= 2:
+        if "target" in data:
+            # The campaign's workers run on this machine's kernel: in the target, random
+            # inputs through the same decoder, judged with every relation, until time is up.
+            stats_ = _fuzz_target(sandbox, profile, store, data, deadline - REPORT_MARGIN, progress)
+            rules.update(stats_.rule_counts())
+            counts = {"cases": counts["cases"] + len(stats_.results),
+                      "relation_checks": counts["relation_checks"] + len(stats_.checks)}
+            tally()
+            phase_done("campaign")
+        sandbox.close()
+        if "target" not in data and left >= 2:
             samples: list[list[float]] = []
             def sample(stats: campaign.Stats) -> None:
                 samples.append([round(stats.seconds, 1), stats.cases + stats.checks])

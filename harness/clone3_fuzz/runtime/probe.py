@@ -199,16 +199,19 @@ def availability(sandbox: Sandbox) -> tuple[str, str | None]:
 def probe(sandbox: Sandbox | None = None) -> Measurement:
     """Measures the running kernel's clone3 through ``sandbox`` (a few hundred calls)."""
     sandbox = sandbox or Sandbox()
-    page = os.sysconf("SC_PAGESIZE")
     exists, cause = availability(sandbox)
-    priv = privilege(sandbox.isolation)
-    base = dict(release=platform.release(), build=platform.version(), arch=platform.machine(), page_size=page)
+    # A runner in another kernel (a VM) knows that kernel's facts; otherwise they are this machine's.
+    guest = getattr(sandbox, "facts", None)
+    base, priv, mach, bits = guest() if guest else (
+        dict(release=platform.release(), build=platform.version(), arch=platform.machine(),
+             page_size=os.sysconf("SC_PAGESIZE")), privilege(sandbox.isolation), machine(), address_bits(platform.machine()))
+    page = base["page_size"]
     if cause:
         return Measurement(**base, clone3=exists, clone3_missing_cause=cause,
                            struct_size=None, accepted_flags=None, newtime_accepted=None, pidfd_thread_accepted=None,
                            stack_checked=None, pidfd_parent_tid_checked=None, exit_signal_late=None,
-                           user_ptr_limit=None, tls_limit=None, pid_max=None, address_bits=address_bits(base["arch"]),
-                           privilege=priv, machine=machine())
+                           user_ptr_limit=None, tls_limit=None, pid_max=None, address_bits=bits,
+                           privilege=priv, machine=mach)
 
     offsets = range(abi.CLONE_ARGS_SIZE_VER0, min(page, MAX_IMAGE))  # as far as the executor can place a byte
     pidfd_thread = parse({"size": abi.STRUCT_SIZE, "pidfd": "unmapped", "flags": hex(
@@ -236,8 +239,7 @@ def probe(sandbox: Sandbox | None = None) -> Measurement:
                  pidfd_parent_tid_checked=same_pointer_seen == "EINVAL", exit_signal_late=exit_signal_seen == "EFAULT",
                  # the lowest rejected stack X (size 1) is the limit: X + 1 is the first end past it
                  user_ptr_limit=user_ptr_end,
-                       tls_limit=tls_limit, pid_max=pid_max, address_bits=address_bits(base["arch"]), privilege=priv,
-                       machine=machine())
+                       tls_limit=tls_limit, pid_max=pid_max, address_bits=bits, privilege=priv, machine=mach)
 
 
 def live_profile(sandbox: Sandbox | None = None, measured: Measurement | None = None) -> profiles.Profile:

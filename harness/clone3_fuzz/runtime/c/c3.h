@@ -189,6 +189,49 @@ void c3_tree_collect(struct c3_tree *t, struct c3_outcome *out, struct c3_batch_
 void c3_tree_stop(struct c3_tree *t);
 void c3_tree_free(struct c3_tree *t);
 
+/*
+ * The executor as a program of its own (standalone.c): the same loop and sandbox, with
+ * batches over a byte stream (stdin and stdout, a pipe, a serial line), for where no Python
+ * runs: a VM's init, an emulator, a container. It greets once, then answers each request
+ * until the stream ends. Every integer is in the host's byte order and layout: the
+ * program runs on the machine (or emulated machine) the caller built it for.
+ *
+ * A batch's blob and its outcomes travel zero-run-length coded (a 0 byte, then how many
+ * zero bytes it stands for, 1..255; any other byte as it is): struct images and outcomes
+ * are mostly zeros, and a VM's serial line carries some tens of kilobytes a second.
+ */
+#define C3_PROGRAM_MAGIC 0x58453343  /* "C3EX" */
+#define C3_PROGRAM_VERSION 2
+#define C3_UTS_LEN 65                /* struct utsname's fields on Linux */
+/* The namespace types, in the order of struct c3_hello's namespaces bits (/proc/self/ns). */
+#define C3_NS_NAMES "mnt uts ipc pid cgroup net time user"
+
+struct c3_hello {
+	uint32_t magic;              /* C3_PROGRAM_MAGIC */
+	uint32_t version;            /* C3_PROGRAM_VERSION */
+	uint32_t page_size;
+	uint32_t outcome_size;       /* sizeof(struct c3_outcome): a mismatch is a build for another layout */
+	uint32_t namespaces;         /* bit i: the i-th type of C3_NS_NAMES is in /proc/self/ns */
+	uint32_t pid_max;            /* /proc/sys/kernel/pid_max, 0 where unreadable */
+	char release[C3_UTS_LEN];    /* uname -r, -v and -m of the kernel it runs on */
+	char build[C3_UTS_LEN];
+	char machine[C3_UTS_LEN];
+	char pad[5];
+};
+
+struct c3_request {
+	uint32_t magic;              /* C3_PROGRAM_MAGIC */
+	uint32_t n;                  /* cases in the blob that follows */
+	uint64_t len;                /* bytes of blob */
+	struct c3_env env;           /* cgroup_fd is the program's own: -1 here */
+};
+
+struct c3_reply {
+	uint32_t magic;
+	uint32_t n;                  /* outcomes that follow */
+	struct c3_batch_info info;
+};
+
 /* Marks MADV_DONTFORK what a process forked from the caller does not run (its large
  * anonymous mappings, the files other than this code, libc and the loader); see sandbox.c. */
 void c3_shed_inherited_memory(void);

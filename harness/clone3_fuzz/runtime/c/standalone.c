@@ -1,0 +1,273 @@
+/*
+ * The executor as a program of its own: main() around the very executor.c and sandbox.c
+ * the Python package runs in-process, so that a VM, an emulator or a container runs the
+ * same placement, the same raw call and the same settling. The protocol is in c3.h.
+ *
+ * It greets, then for each request runs the batch in its sandbox tree (started on the first
+ * request, started again when a request asks for another environment) and writes the
+ * outcomes. The end of the input ends it with status 0; a short read, a bad magic or a batch
+ * it cannot run ends it with status 2, after one line on stderr.
+ *
+ * As a VM's init (pid 1, the only program of an initramfs) it first mounts what the sandbox
+ * and the effects need, and speaks on the serial port the kernel's command line names
+ * (c3.port=, the second UART by default: the first is the kernel's console); at the end it
+ * powers the machine off, since an init that returns panics the kernel.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <fcntl.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/reboot.h>
+#include <sys/stat.h>
+#include <sys/utsname.h>
+#include <termios.h>
+#include <unistd.h>
+
+#include "c3.h"
+
+/* The stream a batch is read from: buffered, since a coded blob is read a byte at a time. */
+static struct {
+	uint8_t buf[1 << 16];
+	size_t pos, len;
+} in;
+
+static int next_byte(void)
+{
+	if (in.pos == in.len) {
+		ssize_t r;
+
+		while ((r = read(0, in.buf, sizeof(in.buf))) < 0 && errno == EINTR)
+			;
+		if (r <= 0)
+			return -1;
+		in.pos = 0;
+		in.len = (size_t)r;
+	}
+	return in.buf[in.pos++];
+}
+
+/* Exactly len bytes, raw; 0 at a clean end before the first byte, -1 on a short read. */
+static int read_raw(void *buf, size_t len)
+{
+	for (size_t i = 0; i < len; i++) {
+		int c = next_byte();
+
+		if (c < 0)
+			return i == 0 ? 0 : -1;
+		((uint8_t *)buf)[i] = (uint8_t)c;
+	}
+	return 1;
+}
+
+/* len bytes of zero-run-length coded input; -1 on a short or malformed stream. */
+static int read_coded(uint8_t *buf, size_t len)
+{
+	for (size_t i = 0; i < len;) {
+		int c = next_byte(), run;
+
+		if (c < 0)
+			return -1;
+		if (c) {
+			buf[i++] = (uint8_t)c;
+			continue;
+		}
+		if ((run = next_byte()) <= 0 || i + (size_t)run > len)
+			return -1;
+		memset(buf + i, 0, (size_t)run);
+		i += (size_t)run;
+	}
+	return 1;
+}
+
+static int write_all(int fd, const void *buf, size_t len)
+{
+	while (len) {
+		ssize_t w = write(fd, buf, len);
+
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return -1;
+		buf = (const char *)buf + w;
+		len -= (size_t)w;
+	}
+	return 0;
+}
+
+/* len bytes zero-run-length coded, written through a buffer. */
+static int write_coded(const uint8_t *data, size_t len)
+{
+	uint8_t out[1 << 16];
+	size_t used = 0;
+
+	for (size_t i = 0; i < len;) {
+		size_t run = 0;
+
+		if (used + 2 > sizeof(out)) {
+			if (write_all(1, out, used))
+				return -1;
+			used = 0;
+		}
+		while (i + run < len && !data[i + run] && run < 255)
+			run++;
+		if (run) {
+			out[used++] = 0;
+			out[used++] = (uint8_t)run;
+			i += run;
+		} else {
+			out[used++] = data[i++];
+		}
+	}
+	return write_all(1, out, used);
+}
+
+static int fail(const char *what, int err)
+{
+	fprintf(stderr, "clone3-fuzz-executor: %s%s%s\n", what, err ? ": " : "", err ? strerror(err) : "");
+	return 2;
+}
+
+/* The mounts a sandbox in a fresh VM needs, and the protocol on its serial port as fds 0
+ * and 1 (raw: a tty's line discipline would eat and rewrite bytes). */
+static int become_init(void)
+{
+	static const struct { const char *type, *dir; } mounts[] = {
+		{"devtmpfs", "/dev"}, {"proc", "/proc"}, {"sysfs", "/sys"}, {"cgroup2", "/sys/fs/cgroup"},
+	};
+	char cmdline[4096] = "", port[64] = "/dev/ttyS1";
+	const char *named;
+	struct termios raw;
+	int fd;
+
+	for (size_t i = 0; i < sizeof(mounts) / sizeof(mounts[0]); i++) {
+		mkdir(mounts[i].dir, 0755);
+		mount(mounts[i].type, mounts[i].dir, mounts[i].type, 0, NULL);
+	}
+	if ((fd = open("/dev/console", O_WRONLY | O_NOCTTY)) >= 0)
+		dup2(fd, 2); /* diagnostics go to the kernel's console */
+	if ((fd = open("/proc/cmdline", O_RDONLY)) >= 0) {
+		if (read(fd, cmdline, sizeof(cmdline) - 1) < 0)
+			cmdline[0] = 0;
+		close(fd);
+	}
+	if ((named = strstr(cmdline, "c3.port=")))
+		snprintf(port, sizeof(port), "%.*s", (int)strcspn(named + 8, " \n"), named + 8);
+	fd = open(port, O_RDWR | O_NOCTTY);
+	if (fd < 0 || tcgetattr(fd, &raw))
+		return fail(port, errno);
+	cfmakeraw(&raw);
+	cfsetspeed(&raw, B115200);
+	tcsetattr(fd, TCSANOW, &raw);
+	dup2(fd, 0);
+	dup2(fd, 1);
+	return 0;
+}
+
+static int serve_requests(void);
+
+int main(void)
+{
+	int status;
+
+	if (getpid() != 1)
+		return serve_requests();
+	status = become_init() ? 2 : serve_requests();
+	fprintf(stderr, "clone3-fuzz-executor: done (%d), powering off\n", status);
+	sync();
+	reboot(RB_POWER_OFF);
+	return status;
+}
+
+/* What the caller cannot see from outside: the namespace types this kernel has, its pid_max. */
+static void describe_kernel(struct c3_hello *hello)
+{
+	const char *name = C3_NS_NAMES;
+	char path[64], text[32] = "";
+	struct stat st;
+	int fd;
+
+	for (int bit = 0; *name; bit++) {
+		size_t len = strcspn(name, " ");
+
+		snprintf(path, sizeof(path), "/proc/self/ns/%.*s", (int)len, name);
+		if (lstat(path, &st) == 0)
+			hello->namespaces |= 1U << bit;
+		name += len + (name[len] == ' ');
+	}
+	if ((fd = open("/proc/sys/kernel/pid_max", O_RDONLY)) >= 0) {
+		if (read(fd, text, sizeof(text) - 1) > 0)
+			hello->pid_max = (uint32_t)strtoul(text, NULL, 10);
+		close(fd);
+	}
+}
+
+static int serve_requests(void)
+{
+	struct c3_hello hello = {C3_PROGRAM_MAGIC, C3_PROGRAM_VERSION, 0, sizeof(struct c3_outcome), 0, 0, "", "", "", ""};
+	struct c3_tree *tree = NULL;
+	struct c3_env running = {0};
+	size_t blob_cap = 0;
+	uint32_t case_cap = 0;
+	struct utsname uts;
+
+	hello.page_size = (uint32_t)sysconf(_SC_PAGESIZE);
+	describe_kernel(&hello);
+	if (uname(&uts) == 0) {
+		snprintf(hello.release, sizeof(hello.release), "%s", uts.release);
+		snprintf(hello.build, sizeof(hello.build), "%s", uts.version);
+		snprintf(hello.machine, sizeof(hello.machine), "%s", uts.machine);
+	}
+	if (write_all(1, &hello, sizeof(hello)))
+		return fail("cannot greet", errno);
+	for (;;) {
+		struct c3_request req;
+		struct c3_reply reply = {C3_PROGRAM_MAGIC, 0, {0}};
+		struct c3_outcome *out;
+		uint8_t *blob;
+		int got = read_raw(&req, sizeof(req)), err;
+
+		if (got == 0)
+			break;
+		if (got < 0 || req.magic != C3_PROGRAM_MAGIC)
+			return fail("a request that is not the protocol's", 0);
+		blob = malloc(req.len ? req.len : 1);
+		out = calloc(req.n ? req.n : 1, sizeof(*out));
+		if (!blob || !out)
+			return fail("no memory for the batch", ENOMEM);
+		if (read_coded(blob, req.len) != 1)
+			return fail("the batch ended early, or is not coded as the protocol says", 0);
+		/* A tree belongs to one environment and bounds one batch: start another if needed. */
+		if (tree && (memcmp(&running, &req.env, sizeof(running)) || req.len > blob_cap || req.n > case_cap)) {
+			c3_tree_free(tree);
+			tree = NULL;
+		}
+		if (!tree) {
+			blob_cap = req.len > 1 << 20 ? req.len : 1 << 20;
+			case_cap = req.n > 4096 ? req.n : 4096;
+			running = req.env;
+			tree = c3_tree_start(&running, blob_cap, case_cap, &err);
+			if (!tree)
+				return fail("cannot start the sandbox", -err);
+		}
+		if ((err = c3_tree_post(tree, blob, req.len, req.n)))
+			return fail("cannot post the batch", -err);
+		while ((err = c3_tree_wait(tree)) == -EINTR)
+			;
+		c3_tree_collect(tree, out, &reply.info);
+		reply.n = req.n;
+		if (write_all(1, &reply, sizeof(reply)) || write_coded((const uint8_t *)out, req.n * sizeof(*out)))
+			return fail("cannot answer", errno);
+		free(blob);
+		free(out);
+		if (err || reply.info.error) {
+			c3_tree_free(tree); /* a dead tree, or one that ended on a harness failure */
+			tree = NULL;
+		}
+	}
+	if (tree)
+		c3_tree_free(tree);
+	return 0;
+}

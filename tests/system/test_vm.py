@@ -1,0 +1,82 @@
+"""Other kernels in a VM: Debian bookworm's kernel, fetched in the set-up (apt-get download
+and dpkg -x, nothing installed into /boot), booted under qemu-system with the static
+executor as its init. Skipped, with the reason, where qemu-system or the package is not
+to be had."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from clone3_fuzz.campaign.corpus import Regression, read_regressions
+
+from ..command import clone3_fuzz
+from ..unit.test_ktap import parse_ktap
+
+KERNELS = Path.home() / ".cache" / "clone3-fuzz" / "kernels"
+
+
+def _debian_kernel(meta: str) -> Path:
+    """The vmlinuz of the package ``meta`` depends on (linux-image-amd64: bookworm's 6.1)."""
+    depends = subprocess.run(["apt-cache", "depends", meta], capture_output=True, text=True).stdout.split()
+    package = next((word for word in depends if word.startswith("linux-image-") and word != meta), None)
+    if package is None:
+        pytest.skip(f"apt knows no {meta} here (apt-get update first)")
+    folder = KERNELS / package
+    images = sorted(folder.glob("boot/vmlinuz-*"))
+    if not images:
+        folder.mkdir(parents=True, exist_ok=True)
+        got = subprocess.run(["apt-get", "download", package], cwd=folder, capture_output=True, text=True)
+        debs = list(folder.glob("*.deb"))
+        if got.returncode or not debs:
+            pytest.skip(f"apt-get download {package} failed: {(got.stderr.strip().splitlines() or ['?'])[-1]}")
+        subprocess.run(["dpkg", "-x", str(debs[0]), str(folder)], check=True)
+        debs[0].unlink()
+        images = sorted(folder.glob("boot/vmlinuz-*"))
+    return images[0]
+
+
+@pytest.fixture(scope="module")
+def bookworm() -> Path:
+    if shutil.which("qemu-system-x86_64") is None:
+        pytest.skip("qemu-system-x86_64 is not installed (.ci/run installs qemu-system-x86)")
+    return _debian_kernel("linux-image-amd64")
+
+
+def test_ci_in_the_guest_agrees_and_names_the_guest(bookworm: Path, tmp_path: Path) -> None:
+    done = clone3_fuzz("ci", "--time", "45", "--ktap", "--kernel-image", str(bookworm), "--report", str(tmp_path),
+                       "--junit", str(tmp_path / "junit.xml"), timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert all(ok for ok, _, _, _ in parse_ktap(done.stdout))
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["target"]["kind"] == "vm" and report["target"]["accel"] in ("kvm", "tcg")
+    assert report["kernel"].startswith("6.1.0-") and "Debian 6.1." in report["target"]["build"]
+    assert report["profile"]["version"].startswith("6.1.") and report["profile"]["version"] != "6.1.0"
+    assert report["campaign"]["in"] == "target" and report["campaign"]["cases"] > 0
+    assert "up under" in done.stderr and (tmp_path / "vm" / "console.log").exists()
+
+
+def test_the_regression_corpus_in_the_guest_is_what_its_version_predicts(bookworm: Path, tmp_path: Path) -> None:
+    cases = [e.case.dumps() for e in read_regressions() if isinstance(e, Regression) and not e.case.needs_cgroup]
+    (tmp_path / "cases.jsonl").write_text("\n".join(cases) + "\n")
+    ran = clone3_fuzz("run", "--json", "--kernel-image", str(bookworm), "-f", str(tmp_path / "cases.jsonl"), timeout=600)
+    assert ran.returncode == 0, ran.stderr[-3000:]
+    rows = [json.loads(line) for line in ran.stdout.splitlines()]
+    version = next(line for line in ran.stderr.splitlines() if "is up under" in line).split("Debian ")[1].split("-")[0]
+    predicted = clone3_fuzz("predict", "--json", "--kernel", version, "-f", str(tmp_path / "cases.jsonl"))
+    due = [json.loads(line)["predicted"] for line in predicted.stdout.splitlines()]
+    assert len(rows) == len(due) == len(cases)
+    assert [(r["case"], r["observed"]) for r, d in zip(rows, due) if r["observed"] not in d] == []
+
+
+def test_a_kernel_that_does_not_boot_is_one_line(tmp_path: Path) -> None:
+    if shutil.which("qemu-system-x86_64") is None:
+        pytest.skip("qemu-system-x86_64 is not installed (.ci/run installs qemu-system-x86)")
+    bogus = tmp_path / "vmlinuz"
+    bogus.write_bytes(b"not a kernel\n" * 100)
+    done = clone3_fuzz("probe", "--kernel-image", str(bogus), timeout=300)
+    errors = [line for line in done.stderr.splitlines() if not line.startswith("clone3-fuzz: booting")]
+    assert done.returncode == 2 and len(errors) == 1 and "did not boot" in errors[0], done.stderr
