@@ -89,7 +89,7 @@ def _boot(args: argparse.Namespace, workdir: str | None = None) -> VM:
     """The kernel image of --kernel-image booted in a VM, saying how on stderr."""
     started = time.monotonic()
     print(f"clone3-fuzz: booting {args.kernel_image} under qemu", file=sys.stderr)
-    vm = VM(args.kernel_image, args.initrd, args.qemu_arg, workdir=workdir)
+    vm = VM(args.kernel_image, args.initrd, args.qemu_arg, workdir=workdir, fault=getattr(args, "fault", None))
     print(f"clone3-fuzz: {vm.hello['release']} ({vm.hello['build']}) is up under {vm.accel.upper()} "
           f"in {time.monotonic() - started:.1f} s; its console: {vm.console}", file=sys.stderr)
     return vm
@@ -264,8 +264,12 @@ def _campaign_progress(label: str, seconds: int) -> Callable[[campaign.Stats], N
 
 
 def _campaign(args: argparse.Namespace, out: Path, corpus: Path, fault: str | None, label: str) -> campaign.Stats:
+    image = getattr(args, "kernel_image", None)
+    target = {"kernel_image": str(Path(image).resolve()), "initrd": args.initrd, "qemu_args": args.qemu_arg} if image else None
+    if image and not os.path.isfile(image):
+        _die(f"--kernel-image: {image}: no such file")
     stats = campaign.run(args.time, args.jobs, corpus, out, args.seed, kernel=getattr(args, "kernel", None),
-                         fault=fault, progress=_campaign_progress(label, args.time))
+                         fault=fault, progress=_campaign_progress(label, args.time), target=target)
     if sys.stderr.isatty():
         print(file=sys.stderr)
     for problem in stats.corpus_problems:
@@ -566,6 +570,7 @@ def build_parser() -> argparse.ArgumentParser:
     _campaign_options(fuzz)
     fuzz.add_argument("--corpus", metavar="DIR", help="libFuzzer corpus, kept between campaigns (default ./reports/corpus)")
     fuzz.add_argument("--kernel", metavar="VERSION", help="judge as this kernel version instead of the running one")
+    _target_options(fuzz)
     fuzz.set_defaults(func=cmd_fuzz)
     selftest = command("selftest", "short campaigns against planted faults: does the fuzzer catch them?")
     _campaign_options(selftest)

@@ -85,6 +85,26 @@ def test_ci_in_the_guest_agrees_and_names_the_guest(series: str, tmp_path: Path)
     assert "up under" in done.stderr and (tmp_path / "vm" / "console.log").exists()
 
 
+def test_each_fuzzing_worker_boots_its_own_guest(bookworm: Path, tmp_path: Path) -> None:
+    done = clone3_fuzz("fuzz", "--time", "25", "--jobs", "1", "--kernel-image", str(bookworm), "--out",
+                       str(tmp_path / "out"), "--corpus", str(tmp_path / "corpus"), timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    summary = json.loads((tmp_path / "out" / "campaign.json").read_text())
+    assert summary["cases"] > 0 and summary["failed_workers"] == [] and summary["findings"] == []
+    assert (tmp_path / "out" / "vm-0" / "console.log").exists()
+
+
+def test_a_planted_fault_in_the_guest_fails_the_job(bookworm: Path, tmp_path: Path) -> None:
+    """The guest's executor plants it (faults.c is in the program too); the finding's
+    reproducer is not run here, so it stays unchecked, and fails the job all the same."""
+    done = clone3_fuzz("ci", "--time", "30", "--kernel-image", str(bookworm), "--fault", "parent-tid-ignored",
+                       "--report", str(tmp_path), timeout=600)
+    assert done.returncode == 1, done.stderr[-3000:]
+    report = json.loads((tmp_path / "report.json").read_text())
+    effect = [f for f in report["findings"] if f["rule"] == "effect.parent_tid"]
+    assert effect and not effect[0]["checked"] and "not this machine's" in effect[0]["reason"]
+
+
 def test_the_regression_corpus_in_the_guest_is_what_its_version_predicts(bookworm: Path, tmp_path: Path) -> None:
     cases = [e.case.dumps() for e in read_regressions() if isinstance(e, Regression) and not e.case.needs_cgroup]
     (tmp_path / "cases.jsonl").write_text("\n".join(cases) + "\n")

@@ -21,7 +21,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, TextIO
+from typing import Any, Callable, TextIO
 
 from ..atomic import write_text
 from ..exit_status import HarnessError
@@ -31,6 +31,7 @@ from . import libfuzzer
 from .corpus import SEEDS
 from .finding import CONFIRMED, list_signatures
 from .findings import gather
+from .worker import TARGET_ENV
 
 TARGET = "clone3_fuzz.campaign.target"  # run with -m: the same in a checkout and installed
 
@@ -132,6 +133,8 @@ def _collect(out: Path, corpus: Path, started: float) -> Stats:
 
 GRACE = 5.0  # seconds a worker gets to finish its input after SIGINT (it may be saving a finding)
 STALL = 30.0  # seconds without a stats update, or without starting, before a worker counts as stalled
+#: ... for a worker that boots a VM first: a KVM attempt that hangs, then TCG (runtime/vm.py).
+VM_STALL = 240.0
 RESTARTS = 3  # restarts per worker and campaign: a worker that keeps dying has a cause to report
 PR_SET_PDEATHSIG = 1
 
@@ -170,11 +173,13 @@ class _Slot:
 
 def run(seconds: int, jobs: int, corpus: Path, out: Path, seed: int, kernel: str | None = None,
         fault: str | None = None, progress: Callable[[Stats], None] | None = None,
-        until: Callable[[Stats], bool] | None = None, seeds: bool = True) -> Stats:
+        until: Callable[[Stats], bool] | None = None, seeds: bool = True,
+        target: dict[str, Any] | None = None) -> Stats:
     """One campaign of ``seconds``; returns its statistics. ^C (and SIGTERM, SIGHUP, which
     the command line turns into it) ends it early, as cleanly: ``stats.interrupted``; so
     does ``until(stats)`` turning true (then not counted as interrupted). An empty corpus
-    starts from the JSON seeds unless ``seeds`` is false."""
+    starts from the JSON seeds unless ``seeds`` is false. ``target`` (``kernel_image``,
+    ``initrd``, ``qemu_args``) has each worker boot that kernel and fuzz it instead."""
     out.mkdir(parents=True, exist_ok=True)
     lock = _lock(out)
     (out / "logs").mkdir(exist_ok=True)
@@ -183,6 +188,9 @@ def run(seconds: int, jobs: int, corpus: Path, out: Path, seed: int, kernel: str
     env = {**os.environ, "CLONE3_FUZZ_OUT": str(out), "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}"}
     env.pop("CLONE3_FUZZ_KERNEL", None)
     env.pop("CLONE3_FUZZ_FAULT", None)
+    env.pop(TARGET_ENV, None)
+    if target:
+        env[TARGET_ENV] = json.dumps(target)
     if kernel:
         env["CLONE3_FUZZ_KERNEL"] = kernel
     if fault:
@@ -220,7 +228,7 @@ def run(seconds: int, jobs: int, corpus: Path, out: Path, seed: int, kernel: str
         while not all(slot.done for slot in slots) and time.monotonic() < deadline:
             time.sleep(0.5)
             for slot in slots:
-                _watch(slot, deadline, restarts, start)
+                _watch(slot, deadline, restarts, start, VM_STALL if target else STALL)
             if progress or until:
                 now = _collect(out, corpus, started)
                 if progress:
@@ -252,18 +260,18 @@ def run(seconds: int, jobs: int, corpus: Path, out: Path, seed: int, kernel: str
     return stats
 
 
-def _watch(slot: _Slot, deadline: float, restarts: list[str], start: Callable[[_Slot], None]) -> None:
+def _watch(slot: _Slot, deadline: float, restarts: list[str], start: Callable[[_Slot], None], stall: float) -> None:
     """A worker that died early is restarted (within RESTARTS); one that stopped making
     progress is killed first. The watchdog is this process, so a stopped worker, reaper
     or executor cannot hold it up."""
     if slot.done or slot.process is None:
         return
     if slot.process.poll() is None:
-        if time.time() - slot.progressed() < STALL:
+        if time.time() - slot.progressed() < stall:
             return
         slot.process.kill()  # SIGKILL works on a stopped process; its tree dies with it
         slot.process.wait()
-        cause = f"stalled (no progress for {STALL:.0f} s), killed"
+        cause = f"stalled (no progress for {stall:.0f} s), killed"
     else:
         cause = _cause(slot.process.returncode)
         if slot.process.returncode == 0:

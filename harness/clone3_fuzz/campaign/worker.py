@@ -23,6 +23,7 @@ from ..model.oracle import Oracle
 from ..model.verdict import evaluate
 from ..runtime.probe import live_profile, probe
 from ..runtime.sandbox import Sandbox
+from ..runtime.vm import VM
 from .decode import decode
 from .finding import from_result, from_violation, title
 from .findings import Store
@@ -34,6 +35,10 @@ STATS_EVERY = 1.0
 CRASH_ON_FINDING = "CLONE3_FUZZ_CRASH_ON_FINDING"
 
 
+#: JSON naming a kernel a worker boots and fuzzes instead of this machine's (runtime/vm.py):
+#: ``kernel_image``, ``initrd``, ``qemu_args``. The supervisor sets it (supervisor.run).
+TARGET_ENV = "CLONE3_FUZZ_TARGET"
+
 class ConfirmedFinding(Exception):
     """Raised out of the target, with CLONE3_FUZZ_CRASH_ON_FINDING=1, for an input whose
     cases disagreed with the oracle or a relation on every run."""
@@ -44,7 +49,7 @@ class Worker:
     """One fuzzing worker: decodes each input to a batch, runs it with every relation,
     records each confirmed discrepancy as a finding, and keeps its statistics."""
 
-    sandbox: Sandbox
+    sandbox: Sandbox | VM
     profile: profiles.Profile
     store: Store
     stats_path: str
@@ -77,7 +82,10 @@ class Worker:
         # A planted fault stands for the kernel under test: the profile is measured through it,
         # as ci does (and what a fault changes, the profile refuses to learn as normal).
         fault = os.environ.get("CLONE3_FUZZ_FAULT") or None
-        sandbox = Sandbox(fault=fault)
+        target = json.loads(os.environ.get(TARGET_ENV) or "null")
+        sandbox: Sandbox | VM = (VM(target["kernel_image"], target.get("initrd"), target.get("qemu_args", []),
+                                    workdir=os.path.join(out, f"vm-{index}"))
+                                 if target else Sandbox(fault=fault))
         measured = probe(sandbox)
         if measured.clone3 != "available":
             # A campaign against ENOSYS (a container's default seccomp profile) would only
@@ -88,7 +96,8 @@ class Worker:
         kernel = os.environ.get("CLONE3_FUZZ_KERNEL")
         profile = profiles.named(kernel, live) if kernel else live
         os.makedirs(os.path.join(out, "stats"), exist_ok=True)
-        store = Store(out, profile, fault=fault, caller=measured.privilege.summary())
+        store = Store(out, profile, fault=fault, caller=measured.privilege.summary(),
+                      elsewhere=f"a VM's {profile.release}" if target else None)
         for warning in store.warnings:
             print(f"clone3-fuzz: warning: {warning}", file=sys.stderr, flush=True)
         worker = cls(sandbox, profile, store, os.path.join(out, "stats", f"worker-{index}.json"), stopping=bool(stopping),
