@@ -172,12 +172,18 @@ def _unavailable(cause: str | None) -> str:
     return f"clone3 is unavailable here: {cause}"
 
 
+def _blocked(observed: str, cause: str | None) -> tuple[str, ExitStatus]:
+    """The line and the exit status for a clone3 that refuses every call (probe.unavailable_status)."""
+    status = probe.unavailable_status(observed)
+    return (_unavailable(cause) if status == ExitStatus.UNAVAILABLE else f"clone3 is blocked here: {cause}"), status
+
+
 def _require_clone3(sandbox: Sandbox) -> None:
     """A one-line error and exit 3 when clone3 is missing: a campaign against ENOSYS would
     only ever agree with itself. One call; the workers probe the kernel in full."""
-    _, cause = probe.availability(sandbox)
+    observed, cause = probe.availability(sandbox)
     if cause:
-        _die(_unavailable(cause), ExitStatus.UNAVAILABLE)
+        _die(*_blocked(observed, cause))
 
 
 def _profile(args: argparse.Namespace, sandbox: Sandbox) -> profiles.Profile:
@@ -219,8 +225,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         done += len(named)
         _print_results(evaluation.results, args.json)
         if profile.source == "live" and profile.clone3 != "available":
-            print(f"clone3-fuzz: clone3 is unavailable here (every call gave {profile.clone3})", file=sys.stderr)
-            return ExitStatus.UNAVAILABLE
+            line, status = _blocked(profile.clone3, f"every call gave {profile.clone3}")
+            print(f"clone3-fuzz: {line}", file=sys.stderr)
+            return status
         for violation in evaluation.violations:
             if args.json:
                 emit(violation_json(violation))
@@ -422,9 +429,10 @@ def cmd_probe(args: argparse.Namespace) -> int:
     """``clone3-fuzz probe``: what this kernel's clone3 does and who is calling; exit 3
     when clone3 is unavailable."""
     measured = probe.probe(_sandbox(args, "probe"))
-    status = ExitStatus.AGREE if measured.clone3 == "available" else ExitStatus.UNAVAILABLE
-    if status:
-        print(f"clone3-fuzz: {_unavailable(measured.clone3_missing_cause)}", file=sys.stderr)
+    status = ExitStatus.AGREE
+    if measured.clone3 != "available":
+        line, status = _blocked(measured.clone3, measured.clone3_missing_cause)
+        print(f"clone3-fuzz: {line}", file=sys.stderr)
     result = measured.to_json()
     if args.json:
         emit(result, indent=2)

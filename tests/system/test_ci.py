@@ -86,6 +86,19 @@ def test_exit_3_when_a_seccomp_filter_hides_clone3(tmp_path: Path) -> None:
     assert "seccomp" in report["clone3_cause"]
 
 
+def test_eperm_for_every_clone3_is_a_finding_not_unavailable(tmp_path: Path) -> None:
+    """glibc falls back to clone() on ENOSYS only (moby#42680): a filter that answers EPERM
+    breaks pthread_create, so ci fails (exit 1) with one finding, and so does probe."""
+    command = [sys.executable, "-m", "clone3_fuzz", "ci", "--time", "5", "--report", str(tmp_path)]
+    assert os.waitstatus_to_exitcode(exec_filtered(command, errno.EPERM)) == 1
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["status"] == "discrepancy" and "glibc does not fall back on EPERM" in report["clone3_cause"]
+    [finding] = report["findings"]
+    assert (finding["rule"], finding["observed"], finding["status"]) == ("entry.blocked", "EPERM", "confirmed")
+    probe = [sys.executable, "-m", "clone3_fuzz", "probe"]
+    assert os.waitstatus_to_exitcode(exec_filtered(probe, errno.EPERM)) == 1
+
+
 def test_ktap_exits_as_a_kselftest_does(tmp_path: Path) -> None:
     """0 pass, 1 fail (a planted fault), 4 skip (clone3 hidden by a seccomp filter); KTAP on
     stdout in every case."""

@@ -65,6 +65,11 @@ def test_a_standing_finding_fails_with_its_title_and_reproducer() -> None:
     assert abs(sum(float(c.get("time")) for c in suite.iter("testcase")) - 11.0) < 0.01  # the phases, shared out
 
 
+def test_a_blocked_clone3_fails() -> None:
+    text = report.ktap(base(clone3="EPERM", clone3_cause="every clone3 gave EPERM"))
+    assert parse_ktap(text)[0] == (False, 1, "clone3.available", None)
+
+
 def test_a_missing_clone3_is_a_skip() -> None:
     text = report.ktap(base(clone3="ENOSYS", clone3_cause="probably a seccomp filter"))
     assert parse_ktap(text) == [(True, 1, "clone3.available", "SKIP")]

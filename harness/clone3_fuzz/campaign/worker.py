@@ -21,7 +21,7 @@ from ..exit_status import ExitStatus, HarnessError
 from ..model import profile as profiles
 from ..model.oracle import Oracle
 from ..model.verdict import evaluate
-from ..runtime.probe import live_profile, probe
+from ..runtime.probe import live_profile, probe, unavailable_status
 from ..runtime.sandbox import Sandbox
 from ..runtime.vm import VM
 from .decode import decode
@@ -90,8 +90,10 @@ class Worker:
         if measured.clone3 != "available":
             # A campaign against ENOSYS (a container's default seccomp profile) would only
             # ever agree with itself.
-            print(f"clone3-fuzz: clone3 is unavailable here: {measured.clone3_missing_cause}", file=sys.stderr)
-            sys.exit(ExitStatus.UNAVAILABLE)
+            status = unavailable_status(measured.clone3)
+            how = "unavailable" if status == ExitStatus.UNAVAILABLE else "blocked"
+            print(f"clone3-fuzz: clone3 is {how} here: {measured.clone3_missing_cause}", file=sys.stderr)
+            sys.exit(status)
         live = live_profile(sandbox, measured)
         kernel = os.environ.get("CLONE3_FUZZ_KERNEL")
         profile = profiles.named(kernel, live) if kernel else live

@@ -43,6 +43,8 @@ class Rule(NamedTuple):
 RULES: dict[str, Rule] = {
     "entry.unavailable": Rule("clone3 is missing or filtered (ENOSYS from the arch, a seccomp filter...)",
                 "SYSCALL_DEFINE2(clone3)", "5.3"),
+    "entry.blocked": Rule("every clone3 gets one errno other than ENOSYS (a seccomp profile, an LSM): glibc falls "
+                "back to clone() on ENOSYS only, so pthread_create and posix_spawn fail", "SYSCALL_DEFINE2(clone3)", "5.3"),
     "size.over_page": Rule("1.2a: size > PAGE_SIZE is E2BIG",
                 "copy_clone_args_from_user", "5.3"),
     "size.under_ver0": Rule("1.2b: size < CLONE_ARGS_SIZE_VER0 (64) is EINVAL",

@@ -28,7 +28,7 @@ from ..model.case import Case, CaseError, parse, read_jsonl
 from ..model.outcome import matches
 from ..model.oracle import predict
 from ..model.verdict import Evaluation, evaluate, violation_json
-from ..runtime.probe import live_profile, probe
+from ..runtime.probe import live_profile, probe, unavailable_status
 from ..runtime.sandbox import FAULTS, Sandbox
 from . import report
 
@@ -163,6 +163,16 @@ def _fuzz_target(runner: Any, profile: profiles.Profile, store: Store, data: dic
     return judged
 
 
+def _blocked_finding(runner: Any, profile: profiles.Profile, measured: Any, out: Path, fault: str | None) -> None:
+    """One finding for a clone3 that gives the same errno (not ENOSYS) to every call: the
+    probe's size-0 call, due EINVAL on any kernel with clone3, and a reproducer that runs
+    under the same filter (it is this process's, and its children inherit it)."""
+    case = parse({"size": 0, "memory": "null"})
+    store = Store(str(out), profile, fault=fault, caller=measured.privilege.summary())
+    store.record(Finding("oracle", "entry.blocked", case, measured.clone3, ("EINVAL",)), lambda finding: finding)
+    store.flush()
+
+
 def _findings(out: Path) -> list[dict[str, Any]]:
     """Every saved finding, with its reproducer's text for the report."""
     found = []
@@ -228,7 +238,11 @@ def run(seconds: int, report_dir: Path, junit: str | None, kernel: str | None = 
         if measured.clone3 != "available":
             data["clone3_cause"] = measured.clone3_missing_cause
             data["profile"] = measured.to_json()
-            return finish("clone3-unavailable", ExitStatus.UNAVAILABLE)
+            if unavailable_status(measured.clone3) == ExitStatus.UNAVAILABLE:
+                return finish("clone3-unavailable", ExitStatus.UNAVAILABLE)
+            _blocked_finding(sandbox, live_profile(sandbox, measured), measured, report_dir, fault)
+            data["findings"] = _findings(report_dir)
+            return finish("discrepancy", ExitStatus.DISAGREE)
         live = live_profile(sandbox, measured)
         profile = profiles.named(kernel, live) if kernel else live
         data.update(profile=profile.to_json(), kernel=profile.release)

@@ -18,6 +18,7 @@ from typing import Any
 
 from ..atomic import write_text
 from ..campaign.finding import fails
+from ..runtime.probe import FALLBACK
 
 COLOURS = {
     "success": "#4caf50", "EINVAL": "#ff9800", "E2BIG": "#2196f3", "EFAULT": "#9c27b0", "EPERM": "#f44336",
@@ -303,10 +304,11 @@ def test_results(report: dict[str, Any]) -> list[TestResult]:
     per relation (failing when a discrepancy that stands falls in it), one per finding
     (failing when it stands; its title is the message, with the reproducer's path)."""
     phases = report.get("phases", {})
-    if report.get("clone3", "available") != "available":
-        why = report.get("clone3_cause") or "missing"
+    clone3, why = report.get("clone3", "available"), report.get("clone3_cause") or "missing"
+    if clone3 == FALLBACK:  # glibc falls back to clone(): nothing to judge, nothing broken
         return [TestResult("clone3.available", skipped=f"clone3 is unavailable: {why}", seconds=phases.get("probe", 0.0))]
-    first = [TestResult("clone3.available", seconds=phases.get("probe", 0.0))]
+    first = [TestResult("clone3.available", failure=None if clone3 == "available" else f"clone3 is blocked: {why}",
+                        seconds=phases.get("probe", 0.0))]
     # Only what fails the run fails here: a discrepancy whose finding stands, or a regression entry.
     standing = {f["signature"] for f in report["findings"] if fails(f)}
     failing = [d for d in report["discrepancies"] if d.get("signature") in standing or d.get("rule") == "regression"]

@@ -13,7 +13,7 @@ import platform
 import resource
 from typing import Any, Callable
 
-from ..exit_status import HarnessError
+from ..exit_status import ExitStatus, HarnessError
 from ..model import abi
 from ..model import profile as profiles
 from ..model.case import MAX_IMAGE, Case, parse
@@ -23,6 +23,15 @@ from .sandbox import Sandbox, ScratchCgroup, cgroup2_mount
 CAP_SYS_ADMIN = 21
 #: What a size-0 call gives where clone3 is missing or filtered (EPERM: older container profiles).
 UNAVAILABLE = ("ENOSYS", "EPERM")
+#: The one errno glibc (2.34 and later) takes as "no clone3" and falls back to clone() on;
+#: any other errno for every call makes pthread_create and posix_spawn fail (moby#42680).
+FALLBACK = "ENOSYS"
+
+
+def unavailable_status(observed: str) -> ExitStatus:
+    """A kernel or filter that refuses every clone3: ENOSYS is the documented fallback
+    path (exit 3, unavailable); any other errno breaks its callers (exit 1, a finding)."""
+    return ExitStatus.UNAVAILABLE if observed == FALLBACK else ExitStatus.DISAGREE
 _C = abi.CLONE
 #: Flags a bit needs beside it, so that only the flag mask can reject it.
 _COMPANIONS = {
@@ -134,6 +143,10 @@ def address_bits(arch: str) -> int | None:
 
 
 def _missing_cause(observed: str, release: str, seccomp: str | None) -> str:
+    if observed != FALLBACK:
+        who = "probably a seccomp filter (Seccomp: 2 in /proc/self/status)" if seccomp == "2" else "an LSM or a sandbox"
+        return (f"every clone3 gave {observed}, from {who}: glibc does not fall back on {observed}; "
+                f"pthread_create and posix_spawn fail")
     if seccomp == "2":
         return f"probably a seccomp filter (Seccomp: 2 in /proc/self/status; clone3 gave {observed})"
     if observed == "ENOSYS":
