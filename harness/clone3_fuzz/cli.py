@@ -15,6 +15,7 @@ import io
 import itertools
 import json
 import os
+import shlex
 import signal
 import sys
 import tempfile
@@ -35,6 +36,8 @@ from .model.case import Case, CaseError, read_jsonl
 from .model.verdict import DISCREPANCY, Result, evaluate, judge, violation_json
 from .outputs import bench, ci, report
 from .runtime import probe
+from .runtime import target as targets
+from .runtime.program import Program
 from .runtime.vm import VM
 from .runtime.sandbox import (
     DEFAULT_BATCH,
@@ -78,21 +81,41 @@ def _case_progress(label: str) -> Callable[[int, int], None] | None:
     return lambda done, total: _status_line(f"{label}: {done}/{total} cases", final=done == total)
 
 
-def _sandbox(args: argparse.Namespace, label: str) -> Sandbox | VM:
-    if getattr(args, "kernel_image", None):
-        return _boot(args)
+def _sandbox(args: argparse.Namespace, label: str) -> Sandbox | Program:
+    spec = _target_spec(args)
+    if spec:
+        return _start(args, spec, tempfile.mkdtemp(prefix="clone3-fuzz-target-"))
     return Sandbox(timeout_ms=args.timeout_ms, batch_size=args.batch, progress=_case_progress(label),
                    cgroup=args.cgroup)
 
 
-def _boot(args: argparse.Namespace, workdir: str | None = None) -> VM:
-    """The kernel image of --kernel-image booted in a VM, saying how on stderr."""
+def _target_spec(args: argparse.Namespace) -> dict[str, Any] | None:
+    """--kernel-image or --target as a target's description (runtime/target.py)."""
+    image, wrapper = getattr(args, "kernel_image", None), getattr(args, "target", None)
+    if image and wrapper:
+        _die("--kernel-image and --target: one target at a time")
+    if image:
+        if not os.path.isfile(image):
+            _die(f"--kernel-image: {image}: no such file")
+        return {"kernel_image": str(Path(image).resolve()), "initrd": args.initrd, "qemu_args": args.qemu_arg}
+    if wrapper:
+        try:
+            return {"wrapper": shlex.split(wrapper)}
+        except ValueError as e:
+            _die(f"--target: {e}")
+    return None
+
+
+def _start(args: argparse.Namespace, spec: dict[str, Any], workdir: str) -> Program:
+    """The target started (a VM booted), saying what runs and how on stderr."""
     started = time.monotonic()
-    print(f"clone3-fuzz: booting {args.kernel_image} under qemu", file=sys.stderr)
-    vm = VM(args.kernel_image, args.initrd, args.qemu_arg, workdir=workdir, fault=getattr(args, "fault", None))
-    print(f"clone3-fuzz: {vm.hello['release']} ({vm.hello['build']}) is up under {vm.accel.upper()} "
-          f"in {time.monotonic() - started:.1f} s; its console: {vm.console}", file=sys.stderr)
-    return vm
+    print(f"clone3-fuzz: starting {targets.describe(spec)}", file=sys.stderr)
+    runner = targets.start(spec, workdir, fault=getattr(args, "fault", None))
+    how = f"under {runner.accel.upper()} " if isinstance(runner, VM) else ""
+    print(f"clone3-fuzz: {runner.hello['release']} ({runner.hello['build']}) answers {how}"
+          f"in {time.monotonic() - started:.1f} s{'; its console: ' + str(runner.console) if isinstance(runner, VM) else ''}",
+          file=sys.stderr)
+    return runner
 
 
 STDIN_LIMIT = 1 << 30  # bytes of stdin spooled for two passes
@@ -271,10 +294,7 @@ def _campaign_progress(label: str, seconds: int) -> Callable[[campaign.Stats], N
 
 
 def _campaign(args: argparse.Namespace, out: Path, corpus: Path, fault: str | None, label: str) -> campaign.Stats:
-    image = getattr(args, "kernel_image", None)
-    target = {"kernel_image": str(Path(image).resolve()), "initrd": args.initrd, "qemu_args": args.qemu_arg} if image else None
-    if image and not os.path.isfile(image):
-        _die(f"--kernel-image: {image}: no such file")
+    target = _target_spec(args)
     stats = campaign.run(args.time, args.jobs, corpus, out, args.seed, kernel=getattr(args, "kernel", None),
                          fault=fault, progress=_campaign_progress(label, args.time), target=target)
     if sys.stderr.isatty():
@@ -388,7 +408,8 @@ def cmd_ci(args: argparse.Namespace) -> int:
     junit = str(Path(args.junit).resolve()) if args.junit else None
     lines: list[str] = []
     quiet = args.json or args.ktap  # stdout is the document's
-    target = (lambda: _boot(args, str(folder / "vm"))) if args.kernel_image else None
+    spec = _target_spec(args)
+    target = (lambda: _start(args, spec, str(folder / "target"))) if spec else None
     code = ci.run(args.time, folder, junit, kernel=args.kernel, fault=args.fault, jobs=args.jobs, target=target,
                   log=(lambda text: print(text, file=sys.stderr)) if args.ktap else lines.append if args.json else print,
                   progress=_status_line, warn=lambda text: print(f"clone3-fuzz: warning: {text}", file=sys.stderr))
@@ -428,7 +449,10 @@ def cmd_findings(args: argparse.Namespace) -> int:
 def cmd_probe(args: argparse.Namespace) -> int:
     """``clone3-fuzz probe``: what this kernel's clone3 does and who is calling; exit 3
     when clone3 is unavailable."""
-    measured = probe.probe(_sandbox(args, "probe"))
+    runner = _sandbox(args, "probe")
+    measured = probe.probe(runner)
+    if isinstance(runner, Program):
+        print(f"clone3-fuzz: {targets.describe(_target_spec(args) or {})}: {targets.classify(measured)}", file=sys.stderr)
     status = ExitStatus.AGREE
     if measured.clone3 != "available":
         line, status = _blocked(measured.clone3, measured.clone3_missing_cause)
@@ -529,6 +553,9 @@ def _target_options(sub: argparse.ArgumentParser) -> None:
                                                       "generated around the static executor)")
     sub.add_argument("--qemu-arg", action="append", default=[], metavar="ARG",
                      help="with --kernel-image: one more argument for qemu (repeat it)")
+    sub.add_argument("--target", metavar="'CMD ... {exe} ...'",
+                     help="run the static executor program under this command (qemu-x86_64 {exe}, valgrind -q {exe}, "
+                          "runsc ... do {exe}, bwrap ... {exe}) and test the clone3 it sees")
 
 
 def _jobs_option(sub: argparse.ArgumentParser) -> None:

@@ -82,7 +82,7 @@ def test_ci_in_the_guest_agrees_and_names_the_guest(series: str, tmp_path: Path)
     assert report["kernel"].startswith(f"{series}.") and f"Debian {series}." in report["target"]["build"]
     assert report["profile"]["version"].startswith(f"{series}.") and report["profile"]["version"] != f"{series}.0"
     assert report["campaign"]["in"] == "target" and report["campaign"]["cases"] > 0
-    assert "up under" in done.stderr and (tmp_path / "vm" / "console.log").exists()
+    assert "answers under" in done.stderr and (tmp_path / "target" / "console.log").exists()
 
 
 def test_each_fuzzing_worker_boots_its_own_guest(bookworm: Path, tmp_path: Path) -> None:
@@ -91,7 +91,7 @@ def test_each_fuzzing_worker_boots_its_own_guest(bookworm: Path, tmp_path: Path)
     assert done.returncode == 0, done.stderr[-3000:]
     summary = json.loads((tmp_path / "out" / "campaign.json").read_text())
     assert summary["cases"] > 0 and summary["failed_workers"] == [] and summary["findings"] == []
-    assert (tmp_path / "out" / "vm-0" / "console.log").exists()
+    assert (tmp_path / "out" / "target-0" / "console.log").exists()
 
 
 def test_a_planted_fault_in_the_guest_fails_the_job(bookworm: Path, tmp_path: Path) -> None:
@@ -111,7 +111,7 @@ def test_the_regression_corpus_in_the_guest_is_what_its_version_predicts(bookwor
     ran = clone3_fuzz("run", "--json", "--kernel-image", str(bookworm), "-f", str(tmp_path / "cases.jsonl"), timeout=600)
     assert ran.returncode == 0, ran.stderr[-3000:]
     rows = [json.loads(line) for line in ran.stdout.splitlines()]
-    version = next(line for line in ran.stderr.splitlines() if "is up under" in line).split("Debian ")[1].split("-")[0]
+    version = next(line for line in ran.stderr.splitlines() if "answers under" in line).split("Debian ")[1].split("-")[0]
     predicted = clone3_fuzz("predict", "--json", "--kernel", version, "-f", str(tmp_path / "cases.jsonl"))
     due = [json.loads(line)["predicted"] for line in predicted.stdout.splitlines()]
     assert len(rows) == len(due) == len(cases)
@@ -124,5 +124,5 @@ def test_a_kernel_that_does_not_boot_is_one_line(tmp_path: Path) -> None:
     bogus = tmp_path / "vmlinuz"
     bogus.write_bytes(b"not a kernel\n" * 100)
     done = clone3_fuzz("probe", "--kernel-image", str(bogus), timeout=300)
-    errors = [line for line in done.stderr.splitlines() if not line.startswith("clone3-fuzz: booting")]
+    errors = [line for line in done.stderr.splitlines() if not line.startswith("clone3-fuzz: starting")]
     assert done.returncode == 2 and len(errors) == 1 and "did not boot" in errors[0], done.stderr

@@ -4,6 +4,7 @@ tests/live/test_oracle_live.py checks the same cases against the running kernel.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import pytest
@@ -138,3 +139,14 @@ def test_order_tail_before_head_and_ipc_after_eperm() -> None:
 def test_an_unknown_pointer_allows_both_answers() -> None:
     assert on("6.18", {"size": 88, "flags": "CLONE_PIDFD", "pidfd": "0x10000"})[0] == ["EFAULT", "success"]
     assert on("6.18", {"size": 88, "flags": "CLONE_SETTLS", "tls": "kernel"}) == (["EPERM"], "tls.out_of_range")
+
+
+def test_levels_above_a_wrapper_s_namespaces_are_not_guessed() -> None:
+    # Under a wrapper with pid namespaces of its own (bwrap --unshare-pid), pid_level is a
+    # lower bound and the outer pid_max unknown: set_tid past them allows either answer.
+    unknown = dataclasses.replace(ROOT, outer_levels_known=False)
+    deep = {"size": 88, "set_tid": [3, 300, 1], "set_tid_size": 3}
+    assert on("6.18", deep) == (["EINVAL"], "set_tid.too_many_levels")
+    assert "EINVAL" in on("6.18", deep, unknown)[0] and len(on("6.18", deep, unknown)[0]) > 1
+    outer = {"size": 88, "set_tid": [5, 70000], "set_tid_size": 2}
+    assert on("6.18", outer)[0] == ["EEXIST", "EINVAL"] and on("6.18", outer, unknown)[0] == ["EEXIST", "EINVAL", "success"]

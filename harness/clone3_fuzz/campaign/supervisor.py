@@ -178,8 +178,8 @@ def run(seconds: int, jobs: int, corpus: Path, out: Path, seed: int, kernel: str
     """One campaign of ``seconds``; returns its statistics. ^C (and SIGTERM, SIGHUP, which
     the command line turns into it) ends it early, as cleanly: ``stats.interrupted``; so
     does ``until(stats)`` turning true (then not counted as interrupted). An empty corpus
-    starts from the JSON seeds unless ``seeds`` is false. ``target`` (``kernel_image``,
-    ``initrd``, ``qemu_args``) has each worker boot that kernel and fuzz it instead."""
+    starts from the JSON seeds unless ``seeds`` is false. ``target`` (runtime/target.py)
+    has each worker start it (boot a VM, say) and fuzz it instead."""
     out.mkdir(parents=True, exist_ok=True)
     lock = _lock(out)
     (out / "logs").mkdir(exist_ok=True)

@@ -23,7 +23,8 @@ from ..model.oracle import Oracle
 from ..model.verdict import evaluate
 from ..runtime.probe import live_profile, probe, unavailable_status
 from ..runtime.sandbox import Sandbox
-from ..runtime.vm import VM
+from ..runtime.program import Program
+from ..runtime.target import describe, start
 from .decode import decode
 from .finding import from_result, from_violation, title
 from .findings import Store
@@ -35,8 +36,8 @@ STATS_EVERY = 1.0
 CRASH_ON_FINDING = "CLONE3_FUZZ_CRASH_ON_FINDING"
 
 
-#: JSON naming a kernel a worker boots and fuzzes instead of this machine's (runtime/vm.py):
-#: ``kernel_image``, ``initrd``, ``qemu_args``. The supervisor sets it (supervisor.run).
+#: JSON describing the target a worker fuzzes instead of this machine's kernel
+#: (runtime/target.py). The supervisor sets it (supervisor.run).
 TARGET_ENV = "CLONE3_FUZZ_TARGET"
 
 class ConfirmedFinding(Exception):
@@ -49,7 +50,7 @@ class Worker:
     """One fuzzing worker: decodes each input to a batch, runs it with every relation,
     records each confirmed discrepancy as a finding, and keeps its statistics."""
 
-    sandbox: Sandbox | VM
+    sandbox: Sandbox | Program
     profile: profiles.Profile
     store: Store
     stats_path: str
@@ -83,9 +84,8 @@ class Worker:
         # as ci does (and what a fault changes, the profile refuses to learn as normal).
         fault = os.environ.get("CLONE3_FUZZ_FAULT") or None
         target = json.loads(os.environ.get(TARGET_ENV) or "null")
-        sandbox: Sandbox | VM = (VM(target["kernel_image"], target.get("initrd"), target.get("qemu_args", []),
-                                    workdir=os.path.join(out, f"vm-{index}"))
-                                 if target else Sandbox(fault=fault))
+        sandbox: Sandbox | Program = (start(target, os.path.join(out, f"target-{index}"), fault=fault)
+                                      if target else Sandbox(fault=fault))
         measured = probe(sandbox)
         if measured.clone3 != "available":
             # A campaign against ENOSYS (a container's default seccomp profile) would only
@@ -99,7 +99,7 @@ class Worker:
         profile = profiles.named(kernel, live) if kernel else live
         os.makedirs(os.path.join(out, "stats"), exist_ok=True)
         store = Store(out, profile, fault=fault, caller=measured.privilege.summary(),
-                      elsewhere=f"a VM's {profile.release}" if target else None)
+                      elsewhere=describe(target) if target else None)
         for warning in store.warnings:
             print(f"clone3-fuzz: warning: {warning}", file=sys.stderr, flush=True)
         worker = cls(sandbox, profile, store, os.path.join(out, "stats", f"worker-{index}.json"), stopping=bool(stopping),

@@ -43,6 +43,10 @@ class Machine:
     namespaces: frozenset[str]  # namespace types the kernel has (/proc/self/ns)
     exhausted_namespaces: frozenset[str]  # user.max_<type>_namespaces is 0
     procfs_effects: bool = True  # /proc shows NSpid, so the executor can look at a child through it
+    # The caller's pid level and outer pid_max are this machine's as seen from here. Under a
+    # wrapper (bwrap, a container) the executor may sit in namespaces of the wrapper's that
+    # no /proc of ours shows, and its own /proc starts below them: not known.
+    outer_levels_known: bool = True
 
 
 @dataclass(frozen=True)

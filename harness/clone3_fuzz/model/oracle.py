@@ -25,7 +25,7 @@ from .case import CGROUP_RESOURCE, MAX_IMAGE, SET_TID_LIST, Case
 from .constants import C
 from .memo import Memo
 from .outcome import base
-from .profile import Profile
+from .profile import Profile, pid_max_limit
 
 SUCCESS = "success"
 AGREE, DISCREPANCY = "agree", "discrepancy"
@@ -532,7 +532,9 @@ def _alloc_pid(case: Case, p: Profile, walk: _Walk, args: dict[str, Value], flag
         return
     new_pid_ns = bool(flags & _C["CLONE_NEWPID"])
     child_level = p.pid_level + new_pid_ns
-    if size > child_level + 1:
+    # Where levels of a wrapper's may sit above ours (outer_levels_known false), pid_level
+    # is a lower bound, and what those levels allow is not known: both answers stand.
+    if size > child_level + 1 and (p.outer_levels_known or walk.either()):
         raise _fail("EINVAL", "set_tid.too_many_levels")
     for depth, tid in enumerate(_set_tid_pids(case, args["set_tid"], size)):
         fresh = new_pid_ns and depth == 0  # the new namespace, which has no init yet
@@ -541,7 +543,8 @@ def _alloc_pid(case: Case, p: Profile, walk: _Walk, args: dict[str, Value], flag
                 raise _fail("EINVAL", "set_tid.out_of_range")
             tid = 1 if fresh else 2
         pid_max = p.pid_max if depth == new_pid_ns else p.outer_pid_max
-        if tid < 1 or tid >= pid_max:
+        unknown = depth > new_pid_ns and not p.outer_levels_known and 1 <= tid < pid_max_limit(p.arch)
+        if tid < 1 or (tid >= pid_max and not unknown) or (unknown and walk.either()):
             raise _fail("EINVAL", "set_tid.out_of_range")
         if tid != 1 and fresh:
             raise _fail("EINVAL", "set_tid.needs_init")

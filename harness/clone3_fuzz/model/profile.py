@@ -55,6 +55,7 @@ class Profile:
     exhausted_namespaces: frozenset[str]  # max_<type>_namespaces is 0
     cgroup2_usable: bool
     procfs_effects: bool = True  # the executor can look at a child through /proc (effects)
+    outer_levels_known: bool = True  # set_tid: pid_level and outer_pid_max are exact (else at least / unknown)
     pidfd_fdinfo: bool = True  # 5.5: a pidfd's fdinfo names its task (effect.pidfd)
 
     @property
@@ -123,6 +124,7 @@ def _environment(measured: Measurement) -> dict[str, Any]:
         outer_pid_max=machine.outer_pid_max, address_bits=measured.address_bits,
         namespaces=machine.namespaces, exhausted_namespaces=machine.exhausted_namespaces,
         cgroup2_usable=priv.cgroup2_usable, procfs_effects=machine.procfs_effects,
+        outer_levels_known=machine.outer_levels_known,
     )
 
 

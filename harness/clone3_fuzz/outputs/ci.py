@@ -25,10 +25,11 @@ from ..exit_status import ExitStatus, HarnessError
 from ..model import abi
 from ..model import profile as profiles
 from ..model.case import Case, CaseError, parse, read_jsonl
-from ..model.outcome import matches
+from ..model.outcome import base, matches
 from ..model.oracle import predict
 from ..model.verdict import Evaluation, evaluate, violation_json
-from ..runtime.probe import live_profile, probe, unavailable_status
+from ..runtime.probe import UNAVAILABLE, live_profile, probe, unavailable_status
+from ..runtime.target import classify
 from ..runtime.sandbox import FAULTS, Sandbox
 from . import report
 
@@ -235,6 +236,8 @@ def run(seconds: int, report_dir: Path, junit: str | None, kernel: str | None = 
         measured = probe(sandbox)
         phase_done("probe")
         data["clone3"] = measured.clone3
+        if "target" in data:
+            data["target"]["classification"] = classify(measured)
         if measured.clone3 != "available":
             data["clone3_cause"] = measured.clone3_missing_cause
             data["profile"] = measured.to_json()
@@ -257,6 +260,10 @@ def run(seconds: int, report_dir: Path, junit: str | None, kernel: str | None = 
         progress(f"ci: replaying {len(named)} corpus cases with every relation")
         evaluation = _replay(named, sandbox, profile, store, data)
         phase_done("replay")
+        if "target" in data:  # an emulator that refuses what the kernel would not
+            refused = sorted({base(d["observed"]) for d in data["discrepancies"]
+                              if base(str(d.get("observed"))) in UNAVAILABLE})
+            data["target"]["classification"] = classify(measured, refused)
         # A regression entry is judged on what repeated: a flaky outcome says nothing.
         observed = {r.where: r.observed for r in evaluation.results if not r.flaky}
         if profile.cap_sys_admin and not kernel:

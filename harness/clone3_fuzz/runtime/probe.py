@@ -7,6 +7,7 @@ backports move behaviour between releases (see the kernel-checks reference, §5)
 from __future__ import annotations
 
 import ctypes
+import dataclasses
 import mmap
 import os
 import platform
@@ -206,6 +207,12 @@ def availability(sandbox: Sandbox) -> tuple[str, str | None]:
     exists = sandbox.run([parse({"size": 0, "memory": "null"})])[0].observed
     if exists not in UNAVAILABLE:
         return exists, None
+    target = getattr(sandbox, "describe", None)
+    if target is not None:  # an emulator or a sandbox answers for the kernel
+        what = target()
+        fallback = ("glibc falls back to clone()" if exists == FALLBACK else
+                    f"glibc does not fall back on {exists}; pthread_create and posix_spawn fail")
+        return exists, f"{what.get('command') or what.get('image')} gives {exists} for every clone3: {fallback}"
     return exists, _missing_cause(exists, platform.release(), _status_field("Seccomp"))
 
 
@@ -218,6 +225,10 @@ def probe(sandbox: Sandbox | None = None) -> Measurement:
     base, priv, mach, bits = guest() if guest else (
         dict(release=platform.release(), build=platform.version(), arch=platform.machine(),
              page_size=os.sysconf("SC_PAGESIZE")), privilege(sandbox.isolation), machine(), address_bits(platform.machine()))
+    if not getattr(sandbox, "cgroups", True):  # a runner with no cgroup of ours to spawn into
+        priv = dataclasses.replace(priv, cgroup2_usable=False)
+    if not guest and getattr(sandbox, "describe", None):  # under a wrapper: see Machine.outer_levels_known
+        mach = dataclasses.replace(mach, outer_levels_known=False)
     page = base["page_size"]
     if cause:
         return Measurement(**base, clone3=exists, clone3_missing_cause=cause,

@@ -18,7 +18,7 @@ import shutil
 import subprocess
 import time
 from pathlib import Path
-from typing import IO, Sequence
+from typing import IO, Any, Sequence
 
 from ..exit_status import HarnessError
 from ..model.case import Case
@@ -128,8 +128,11 @@ class Program:
     ``greeting_s`` seconds.
 
     ``hello`` is what it said of the kernel it runs on (``release``, ``build``, ``machine``,
-    ``page_size``); ``isolation`` how its sandbox isolated the last batch. Cases that name
-    the scratch cgroup are refused: the program has no cgroup of the caller's to use."""
+    ``page_size``...); ``isolation`` how its sandbox isolated the last batch. Cases that
+    name the scratch cgroup are refused: the program has no cgroup of the caller's to use
+    (``cgroups`` is false, and the profile says so)."""
+
+    cgroups = False
 
     def __init__(self, wrapper: Sequence[str] = ("{exe}",), fault: str | None = None,
                  timeout_ms: int = DEFAULT_TIMEOUT_MS, batch_size: int = DEFAULT_BATCH, greeting_s: float = 60,
@@ -160,7 +163,12 @@ class Program:
         self.hello = {"release": ffi.string(hello.release).decode(), "build": ffi.string(hello.build).decode(),
                       "machine": ffi.string(hello.machine).decode(), "page_size": hello.page_size,
                       "namespaces": [name for bit, name in enumerate(NS_NAMES) if hello.namespaces >> bit & 1],
-                      "pid_max": hello.pid_max}
+                      "pid_max": hello.pid_max, "emulator": ffi.string(hello.emulator).decode(errors="replace")}
+
+    def describe(self) -> dict[str, Any]:
+        """What ran the cases, for a report: the command, and what the executor saw."""
+        return {"kind": "wrapper", "command": " ".join(self.argv), "emulator": self.hello["emulator"],
+                "release": self.hello["release"], "build": self.hello["build"]}
 
     def run(self, cases: Sequence[Case]) -> list[Outcome]:
         """One outcome per case, in order, ``batch_size`` cases a request."""

@@ -216,7 +216,7 @@ struct c3_hello {
 	char release[C3_UTS_LEN];    /* uname -r, -v and -m of the kernel it runs on */
 	char build[C3_UTS_LEN];
 	char machine[C3_UTS_LEN];
-	char pad[5];
+	char emulator[49];           /* what it runs under, as it can tell: "valgrind", a CPU brand with "QEMU", "" */
 };
 
 struct c3_request {
@@ -233,7 +233,10 @@ struct c3_reply {
 };
 
 /* Marks MADV_DONTFORK what a process forked from the caller does not run (its large
- * anonymous mappings, the files other than this code, libc and the loader); see sandbox.c. */
+ * anonymous mappings, the files other than this code, libc and the loader); see sandbox.c.
+ * The tree does it unless c3_shed is 0 (standalone.c: nothing to shed, and under an
+ * emulator the other files are the emulator itself). */
+extern int c3_shed;
 void c3_shed_inherited_memory(void);
 
 /* Runs serve(arg) with every clone3 it makes answered as a planted fault says; returns

@@ -1,0 +1,76 @@
+"""Emulators and sandboxes as targets (--target 'CMD ... {exe} ...'): the static executor
+program under each, the target named and classified in the report. Each is skipped, with
+the reason, where its tool is not installed (.ci/run installs them)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from ..command import clone3_fuzz
+
+BWRAP = "bwrap --bind / / --dev /dev --proc /proc --unshare-pid {exe}"
+
+
+def needs(tool: str) -> None:
+    if shutil.which(tool) is None:
+        pytest.skip(f"{tool} is not installed (.ci/run installs it)")
+
+
+@pytest.mark.parametrize("tool,target,emulator", [
+    ("qemu-x86_64", "qemu-x86_64 {exe}", "QEMU"),  # qemu-user 7.2: no clone3
+    ("valgrind", "valgrind -q {exe}", "valgrind"),  # valgrind 3.19: no clone3
+])
+def test_an_emulator_without_clone3_is_unavailable_and_named(tool: str, target: str, emulator: str,
+                                                              tmp_path: Path) -> None:
+    needs(tool)
+    done = clone3_fuzz("ci", "--time", "10", "--target", target, "--report", str(tmp_path), timeout=300)
+    assert done.returncode == 3, done.stderr[-2000:]
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["status"] == "clone3-unavailable" and report["findings"] == []  # one verdict, not thousands
+    assert report["target"]["command"].startswith(tool) and emulator in report["target"]["emulator"]
+    assert report["target"]["classification"] == "ENOSYS for every call"
+    assert "glibc falls back to clone()" in report["clone3_cause"]
+
+
+def test_gvisor_s_runsc(tmp_path: Path) -> None:
+    needs("runsc")
+    done = clone3_fuzz("probe", "--target", "runsc --network=none --ignore-cgroups do {exe}", timeout=300)
+    if done.returncode == 2:
+        pytest.skip(f"runsc does not run here: {done.stderr.strip().splitlines()[-1]}")
+    assert done.returncode == 3 and "ENOSYS for every call" in done.stderr, done.stderr  # Debian's runsc (2022)
+
+
+def test_a_sandbox_over_the_real_kernel_agrees(tmp_path: Path) -> None:
+    needs("bwrap")
+    done = clone3_fuzz("ci", "--time", "15", "--target", BWRAP, "--report", str(tmp_path), timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["target"]["classification"] == "a real clone3 with a 88-byte struct"
+    assert report["campaign"]["in"] == "target" and report["campaign"]["cases"] > 0
+
+
+def test_a_campaign_s_workers_run_under_the_target(tmp_path: Path) -> None:
+    needs("bwrap")
+    done = clone3_fuzz("fuzz", "--time", "10", "--jobs", "1", "--target", BWRAP, "--out", str(tmp_path / "out"),
+                       "--corpus", str(tmp_path / "corpus"), timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert json.loads((tmp_path / "out" / "campaign.json").read_text())["cases"] > 0
+    assert (tmp_path / "out" / "target-0" / "target.log").exists()
+
+
+def test_a_wrapper_that_runs_a_shell_under_valgrind_is_caught() -> None:
+    needs("valgrind")
+    done = clone3_fuzz("probe", "--target", "valgrind -q sh -c 'exec \"$0\"' {exe}", timeout=300)
+    assert done.returncode == 2 and done.stderr.splitlines()[-1] == (
+        "clone3-fuzz: --target: valgrind did not run the executor under itself (the executor saw no emulator): "
+        "is a shell in between?")
+
+
+def test_a_target_that_names_no_executor_is_one_line() -> None:
+    done = clone3_fuzz("probe", "--target", "true")
+    assert done.returncode == 2 and done.stderr.splitlines()[-1] == (
+        "clone3-fuzz: --target: 'true' does not name {exe}, the executor it is to run")
