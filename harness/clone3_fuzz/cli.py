@@ -92,8 +92,11 @@ def _sandbox(args: argparse.Namespace, label: str) -> Sandbox | Program:
 def _target_spec(args: argparse.Namespace) -> dict[str, Any] | None:
     """--kernel-image or --target as a target's description (runtime/target.py)."""
     image, wrapper = getattr(args, "kernel_image", None), getattr(args, "target", None)
-    if image and wrapper:
-        _die("--kernel-image and --target: one target at a time")
+    profile = getattr(args, "seccomp_profile", None)
+    if sum(bool(x) for x in (image, wrapper, profile)) > 1:
+        _die("--kernel-image, --target and --seccomp-profile: one target at a time")
+    if profile:
+        return {"seccomp_profile": str(Path(profile).resolve())}
     if image:
         if not os.path.isfile(image):
             _die(f"--kernel-image: {image}: no such file")
@@ -553,6 +556,9 @@ def _target_options(sub: argparse.ArgumentParser) -> None:
                                                       "generated around the static executor)")
     sub.add_argument("--qemu-arg", action="append", default=[], metavar="ARG",
                      help="with --kernel-image: one more argument for qemu (repeat it)")
+    sub.add_argument("--seccomp-profile", metavar="FILE",
+                     help="test clone3 behind this OCI/Docker seccomp profile (compiled with libseccomp), as a "
+                          "container with Docker's default capabilities has it")
     sub.add_argument("--target", metavar="'CMD ... {exe} ...'",
                      help="run the static executor program under this command (qemu-x86_64 {exe}, valgrind -q {exe}, "
                           "runsc ... do {exe}, bwrap ... {exe}) and test the clone3 it sees")

@@ -117,6 +117,8 @@ def _case(r: _Reader, page: int, cgroup2: bool) -> Case:
             obj["set_tid_size"] = r.take(1) % 40
     if extras >> 6 & 1:
         obj["cgroup"] = r.pick([0, 1, 999, 0x80000000, *(["cgroup2"] if cgroup2 else [])])
+    elif cgroup2 and int(str(obj["flags"]), 16) & abi.CLONE["CLONE_INTO_CGROUP"]:
+        obj["cgroup"] = "cgroup2"  # CLONE_INTO_CGROUP into a cgroup it can land in: the effect is judged
     if extras >> 7 & 1:
         offset = abi.STRUCT_SIZE + r.take(2) % (min(max(size, abi.STRUCT_SIZE + 1), MAX_IMAGE) - abi.STRUCT_SIZE)
         obj["tail"] = {str(offset): 1 + r.take(1) % 255}

@@ -320,6 +320,9 @@ def test_results(report: dict[str, Any]) -> list[TestResult]:
     for relation, count in sorted(report["relation_counts"].items()):
         broken = [d for d in failing if d.get("relation") == relation]
         judged.append((f"relations.{relation}", f"{len(broken)} of {count} checks broken" if broken else None))
+    if report.get("bypass"):
+        judged.append(("seccomp.clone_flags", f"clone3 goes through with {', '.join(report['bypass']['clone3_lets_through'])}"
+                                              f", which the profile denies to clone"))
     share = phases.get("replay", 0.0) / max(1, len(judged))
     tests = first + [TestResult(name, failure=failure, seconds=share) for name, failure in judged]
     found = phases.get("campaign", phases.get("replay", 0.0)) / max(1, len(report["findings"]))

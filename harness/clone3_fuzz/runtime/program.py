@@ -136,11 +136,12 @@ class Program:
 
     def __init__(self, wrapper: Sequence[str] = ("{exe}",), fault: str | None = None,
                  timeout_ms: int = DEFAULT_TIMEOUT_MS, batch_size: int = DEFAULT_BATCH, greeting_s: float = 60,
-                 log: Path | None = None) -> None:
+                 log: Path | None = None, name: str | None = None) -> None:
         from .sandbox import FAULTS  # a fault is planted by the program's own executor
 
         exe = str(program()) if any("{exe}" in part for part in wrapper) else ""
         self.argv = [part.replace("{exe}", exe) for part in wrapper]
+        self.name = name or " ".join(self.argv)
         self.env = {"cgroup_fd": -1, "timeout_ms": timeout_ms, "fault": FAULTS[fault][0] if fault else 0, "pad": 0}
         self.batch_size, self.isolation, self.executors = batch_size, "", 0
         try:
@@ -167,7 +168,7 @@ class Program:
 
     def describe(self) -> dict[str, Any]:
         """What ran the cases, for a report: the command, and what the executor saw."""
-        return {"kind": "wrapper", "command": " ".join(self.argv), "emulator": self.hello["emulator"],
+        return {"kind": "wrapper", "command": self.name, "emulator": self.hello["emulator"],
                 "release": self.hello["release"], "build": self.hello["build"]}
 
     def run(self, cases: Sequence[Case]) -> list[Outcome]:

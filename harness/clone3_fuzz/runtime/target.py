@@ -3,7 +3,9 @@ described as plain data (so that a campaign's workers get the same one):
 
 - ``{"wrapper": ["qemu-x86_64", "{exe}"]}``: the static executor program under any command
   (an emulator, valgrind, gVisor's runsc, bubblewrap, a container);
-- ``{"kernel_image": ..., "initrd": ..., "qemu_args": [...]}``: another kernel in a VM.
+- ``{"kernel_image": ..., "initrd": ..., "qemu_args": [...]}``: another kernel in a VM;
+- ``{"seccomp_profile": FILE}``: this kernel behind an OCI/Docker seccomp profile, as a
+  container with Docker's default capabilities has it (:mod:`..model.seccomp`).
 
 :func:`start` starts one; :func:`classify` says in one line what its clone3 is.
 """
@@ -15,8 +17,11 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from ..exit_status import HarnessError
+from ..model import abi, seccomp
+from ..model.case import CaseError, parse
 from ..model.measurement import Measurement
 from .program import Program
+from .seccomp import compile_bpf
 from .vm import VM
 
 #: Wrappers that run the executor under themselves, and how the executor then sees them
@@ -29,6 +34,8 @@ def describe(spec: Mapping[str, Any]) -> str:
     """The target in a few words, for reports and titles."""
     if "kernel_image" in spec:
         return f"the kernel {spec['kernel_image']} in a VM"
+    if "seccomp_profile" in spec:
+        return f"the seccomp profile {spec['seccomp_profile']}"
     return " ".join(spec["wrapper"])
 
 
@@ -38,6 +45,8 @@ def start(spec: Mapping[str, Any], workdir: str, fault: str | None = None) -> Pr
     where the wrapper names no ``{exe}``, or did not run the executor under itself."""
     if "kernel_image" in spec:
         return VM(spec["kernel_image"], spec.get("initrd"), spec.get("qemu_args", []), workdir=workdir, fault=fault)
+    if "seccomp_profile" in spec:
+        return Filtered(spec["seccomp_profile"], workdir, fault)
     wrapper: Sequence[str] = spec["wrapper"]
     if not any("{exe}" in part for part in wrapper):
         raise HarnessError(f"--target: {' '.join(wrapper)!r} does not name {{exe}}, the executor it is to run")
@@ -50,6 +59,37 @@ def start(spec: Mapping[str, Any], workdir: str, fault: str | None = None) -> Pr
             raise HarnessError(f"--target: {named[0]} did not run the executor under itself (the executor saw "
                                f"{runner.hello['emulator'] or 'no emulator'}): is a shell in between?")
     return runner
+
+
+class Filtered(Program):
+    """The executor program behind a seccomp profile, compiled with libseccomp and loaded
+    by the program itself before its first answer."""
+
+    def __init__(self, path: str, workdir: str, fault: str | None = None) -> None:
+        try:
+            text = Path(path).read_text()
+        except OSError as e:
+            raise HarnessError(f"--seccomp-profile: {path}: {e.strerror}") from None
+        try:
+            self.profile = seccomp.load(text, os.uname().machine, where=path)
+        except CaseError as e:
+            raise HarnessError(f"--seccomp-profile: {e}") from None
+        os.makedirs(workdir, exist_ok=True)
+        bpf = Path(workdir) / "filter.bpf"
+        bpf.write_bytes(compile_bpf(self.profile))
+        super().__init__(["{exe}", "--seccomp-bpf", str(bpf)], fault=fault, log=Path(workdir) / "target.log",
+                         name=f"the seccomp profile {path}")
+
+    def bypass(self) -> dict[str, Any] | None:
+        """Where the profile filters clone by its namespace flags but lets clone3 through,
+        whose flags it cannot see: the flags clone3 then creates namespaces with, for real."""
+        denied = self.profile.clone_flags_denied() & seccomp.NAMESPACE_FLAGS
+        if not denied or self.profile.clone3() != "allow":
+            return None
+        flags = [name for name in abi.flag_names(denied) if name.startswith("CLONE_NEW")]
+        outcomes = self.run([parse({"size": abi.STRUCT_SIZE, "flags": name}) for name in flags])
+        through = [name for name, outcome in zip(flags, outcomes) if outcome.observed == "success"]
+        return {"clone_denies": flags, "clone3_lets_through": through} if through else None
 
 
 def classify(measured: Measurement, refused: Sequence[str] = ()) -> str:

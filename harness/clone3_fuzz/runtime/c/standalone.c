@@ -8,6 +8,10 @@
  * outcomes. The end of the input ends it with status 0; a short read, a bad magic or a batch
  * it cannot run ends it with status 2, after one line on stderr.
  *
+ * With --seccomp-bpf FILE it first loads that classic BPF program (a seccomp profile as
+ * libseccomp compiled it, runtime/seccomp.py) into itself, as a container runtime does
+ * before the container's first process: everything it runs is then under that filter.
+ *
  * As a VM's init (pid 1 run as /init: the only program of an initramfs; a container's first
  * process is pid 1 too, under its own name) it first mounts what the sandbox
  * and the effects need, and speaks on the serial port the kernel's command line names
@@ -19,7 +23,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <fcntl.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <sys/mount.h>
 #include <sys/reboot.h>
 #include <sys/stat.h>
@@ -169,6 +177,24 @@ static int become_init(void)
 
 static int serve_requests(void);
 
+/* Loads the BPF program in `path` as this process's seccomp filter. */
+static int load_filter(const char *path)
+{
+	static struct sock_filter code[4096];
+	struct sock_fprog prog = {0, code};
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	ssize_t n = fd >= 0 ? read(fd, code, sizeof(code)) : -1;
+
+	if (fd >= 0)
+		close(fd);
+	if (n <= 0 || n % (ssize_t)sizeof(code[0]))
+		return fail("--seccomp-bpf: not a BPF program", n < 0 ? errno : 0);
+	prog.len = (unsigned short)(n / (ssize_t)sizeof(code[0]));
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) || syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog))
+		return fail("--seccomp-bpf: the kernel refused the filter", errno);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	int status;
@@ -176,6 +202,8 @@ int main(int argc, char **argv)
 	/* A static program of some hundred kilobytes: nothing worth shedding, and under
 	 * valgrind or qemu-user the files mapped beside it are the emulator's own. */
 	c3_shed = 0;
+	if (argc == 3 && !strcmp(argv[1], "--seccomp-bpf"))
+		return load_filter(argv[2]) ? 2 : serve_requests();
 	if (getpid() != 1 || argc < 1 || strcmp(argv[0], "/init"))
 		return serve_requests();
 	status = become_init() ? 2 : serve_requests();

@@ -1,0 +1,100 @@
+"""OCI/Docker seccomp profiles (Docker's ``default.json``, containers-common's
+``seccomp.json``): which of their rules apply to a container of a given architecture and
+capabilities, and what they do to clone3. Pure: :mod:`clone3_fuzz.runtime.seccomp`
+compiles the rules with libseccomp.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+from . import abi
+from .case import CaseError
+
+#: The capabilities Docker gives a container by default (no CAP_SYS_ADMIN): the rules a
+#: profile includes or excludes by capability are chosen for them.
+DOCKER_CAPS = frozenset({"CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FSETID", "CAP_FOWNER", "CAP_MKNOD", "CAP_NET_RAW",
+                         "CAP_SETGID", "CAP_SETUID", "CAP_SETFCAP", "CAP_SETPCAP", "CAP_NET_BIND_SERVICE",
+                         "CAP_SYS_CHROOT", "CAP_KILL", "CAP_AUDIT_WRITE"})
+#: Docker's architecture names (a rule's includes/excludes "arches") by ``uname -m``.
+ARCHES = {"x86_64": "amd64", "aarch64": "arm64", "riscv64": "riscv64", "s390x": "s390x", "ppc64le": "ppc64le"}
+NAMESPACE_FLAGS = sum(abi.CLONE[name] for name in ("CLONE_NEWNS", "CLONE_NEWUTS", "CLONE_NEWIPC", "CLONE_NEWUSER",
+                                                  "CLONE_NEWPID", "CLONE_NEWNET", "CLONE_NEWCGROUP"))
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One rule for one syscall: ``action`` (SCMP_ACT_...), ``errno`` for SCMP_ACT_ERRNO,
+    and ``args`` as (index, op, value, value_two), all of which must hold."""
+
+    name: str
+    action: str
+    errno: int | None
+    args: tuple[tuple[int, str, int, int], ...] = ()
+
+
+@dataclass(frozen=True)
+class Profile:
+    """The rules that apply, in the profile's order, and its default action."""
+
+    default_action: str
+    default_errno: int | None
+    rules: tuple[Rule, ...]
+
+    def clone3(self) -> str:
+        """What clone3 gets: ``SCMP_ACT_ALLOW``, or ``errno N`` (unconditional rules only)."""
+        rules = [r for r in self.rules if r.name == "clone3" and not r.args]
+        action, err = (rules[0].action, rules[0].errno) if rules else (self.default_action, self.default_errno)
+        return "allow" if action == "SCMP_ACT_ALLOW" else f"errno {err if err is not None else 1}"
+
+    def clone_flags_denied(self) -> int:
+        """The clone flags the profile filters clone by (its flags are argument 0): the
+        mask of an allow-only-without rule (MASKED_EQ with 0, as Docker's default has for
+        containers without CAP_SYS_ADMIN), or of a deny-with rule (an errno where the masked
+        flags are set). clone3 takes its flags behind a pointer, where no filter can look."""
+        if any(r.name == "clone" and r.action == "SCMP_ACT_ALLOW" and not r.args for r in self.rules):
+            return 0
+        denied = 0
+        for rule in (r for r in self.rules if r.name == "clone"):
+            for index, op, value, two in rule.args:
+                if index != 0 or op != "SCMP_CMP_MASKED_EQ":
+                    continue
+                if rule.action == "SCMP_ACT_ALLOW" and two == 0:
+                    denied = value if not denied else denied & value
+                elif rule.action != "SCMP_ACT_ALLOW" and two:
+                    denied |= two
+        return denied
+
+
+def _applies(entry: dict[str, Any], arch: str, caps: frozenset[str]) -> bool:
+    includes, excludes = entry.get("includes") or {}, entry.get("excludes") or {}
+    if includes.get("arches") and arch not in includes["arches"]:
+        return False
+    if includes.get("caps") and not set(includes["caps"]) <= caps:
+        return False
+    if excludes.get("arches") and arch in excludes["arches"]:
+        return False
+    return not (excludes.get("caps") and set(excludes["caps"]) & caps)
+
+
+def load(text: str, machine: str, caps: frozenset[str] = DOCKER_CAPS, where: str = "profile") -> Profile:
+    """The rules of an OCI/Docker profile that apply on ``machine`` (``uname -m``) to a
+    container with ``caps``; raises CaseError naming what is wrong."""
+    try:
+        data = json.loads(text)
+        default = data["defaultAction"]
+        entries: Sequence[dict[str, Any]] = data.get("syscalls") or []
+    except (ValueError, KeyError, TypeError) as e:
+        raise CaseError("seccomp", f"not an OCI seccomp profile ({e})", where) from None
+    arch = ARCHES.get(machine, machine)
+    rules = []
+    for entry in entries:
+        if not isinstance(entry, dict) or not _applies(entry, arch, caps):
+            continue
+        names = entry.get("names") or ([entry["name"]] if "name" in entry else [])
+        args = tuple((int(a["index"]), str(a["op"]), int(a["value"]), int(a.get("valueTwo") or 0))
+                     for a in entry.get("args") or [])
+        rules += [Rule(str(name), str(entry["action"]), entry.get("errnoRet"), args) for name in names]
+    return Profile(str(default), data.get("defaultErrnoRet"), tuple(rules))

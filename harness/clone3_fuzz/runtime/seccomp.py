@@ -1,0 +1,78 @@
+"""A seccomp profile compiled with libseccomp (Debian's libseccomp2, through ctypes) into
+the classic BPF program the kernel loads: the executor program loads it into itself before
+it greets (``--seccomp-bpf FILE``), as a container's runtime would before its first process.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import os
+import tempfile
+
+from ..exit_status import HarnessError
+from ..model.seccomp import Profile
+
+#: libseccomp's actions (seccomp.h) by the profiles' names; SCMP_ACT_ERRNO takes an errno.
+ACTIONS = {"SCMP_ACT_KILL": 0x00000000, "SCMP_ACT_KILL_THREAD": 0x00000000, "SCMP_ACT_KILL_PROCESS": 0x80000000,
+           "SCMP_ACT_TRAP": 0x00030000, "SCMP_ACT_ERRNO": 0x00050000, "SCMP_ACT_TRACE": 0x7FF00000,
+           "SCMP_ACT_LOG": 0x7FFC0000, "SCMP_ACT_ALLOW": 0x7FFF0000}
+#: enum scmp_compare.
+OPS = {"SCMP_CMP_NE": 1, "SCMP_CMP_LT": 2, "SCMP_CMP_LE": 3, "SCMP_CMP_EQ": 4, "SCMP_CMP_GE": 5, "SCMP_CMP_GT": 6,
+       "SCMP_CMP_MASKED_EQ": 7}
+EPERM = 1
+
+
+class _ArgCmp(ctypes.Structure):
+    _fields_ = [("arg", ctypes.c_uint), ("op", ctypes.c_int), ("datum_a", ctypes.c_uint64),
+                ("datum_b", ctypes.c_uint64)]
+
+
+def _libseccomp() -> ctypes.CDLL:
+    name = ctypes.util.find_library("seccomp") or "libseccomp.so.2"
+    try:
+        lib = ctypes.CDLL(name, use_errno=True)
+    except OSError:
+        raise HarnessError("--seccomp-profile: libseccomp is not installed (Debian: libseccomp2)") from None
+    lib.seccomp_init.restype = ctypes.c_void_p
+    lib.seccomp_init.argtypes = [ctypes.c_uint32]
+    lib.seccomp_release.argtypes = [ctypes.c_void_p]
+    lib.seccomp_syscall_resolve_name.argtypes = [ctypes.c_char_p]
+    lib.seccomp_rule_add_array.argtypes = [ctypes.c_void_p, ctypes.c_uint32, ctypes.c_int, ctypes.c_uint,
+                                           ctypes.POINTER(_ArgCmp)]
+    lib.seccomp_export_bpf.argtypes = [ctypes.c_void_p, ctypes.c_int]
+    return lib
+
+
+def _action(name: str, errno: int | None) -> int:
+    if name not in ACTIONS:
+        raise HarnessError(f"--seccomp-profile: unknown action {name}")
+    return ACTIONS[name] | ((errno if errno is not None else EPERM) & 0xFFFF if name == "SCMP_ACT_ERRNO" else 0)
+
+
+def compile_bpf(profile: Profile) -> bytes:
+    """The profile's rules as the BPF program libseccomp makes of them, for this machine's
+    architecture. Rules for syscalls it does not know here are left out, as runc does."""
+    lib = _libseccomp()
+    default = _action(profile.default_action, profile.default_errno)
+    ctx = lib.seccomp_init(default)
+    if not ctx:
+        raise HarnessError("--seccomp-profile: libseccomp could not start a filter")
+    try:
+        for rule in profile.rules:
+            number = lib.seccomp_syscall_resolve_name(rule.name.encode())
+            action = _action(rule.action, rule.errno)
+            if number < 0 or action == default:
+                continue  # unknown here, or what the default does anyway (libseccomp refuses those)
+            args = (_ArgCmp * max(1, len(rule.args)))(*[_ArgCmp(i, OPS[op], a, b) for i, op, a, b in rule.args])
+            failed = lib.seccomp_rule_add_array(ctx, action, number, len(rule.args), args)
+            if failed:
+                raise HarnessError(f"--seccomp-profile: libseccomp refused the rule for {rule.name}: "
+                                   f"{os.strerror(-failed)}")
+        with tempfile.TemporaryFile() as out:
+            if lib.seccomp_export_bpf(ctx, out.fileno()):
+                raise HarnessError("--seccomp-profile: libseccomp could not export the filter")
+            out.seek(0)
+            return out.read()
+    finally:
+        lib.seccomp_release(ctx)

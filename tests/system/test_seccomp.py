@@ -1,0 +1,48 @@
+"""The CI job behind real seccomp profiles, compiled with libseccomp and loaded by the
+executor program: ENOSYS is the fallback path, EPERM breaks glibc, and filtering clone by
+its flags while clone3 goes through is a bypass."""
+
+from __future__ import annotations
+
+import ctypes.util
+import json
+from pathlib import Path
+
+import pytest
+
+from ..command import clone3_fuzz
+
+DATA = Path(__file__).resolve().parents[1] / "data" / "seccomp"
+pytestmark = pytest.mark.skipif(ctypes.util.find_library("seccomp") is None,
+                                reason="libseccomp is not installed (.ci/run installs libseccomp2)")
+
+
+def ci(profile: str, folder: Path) -> tuple[int, dict]:
+    done = clone3_fuzz("ci", "--time", "10", "--seccomp-profile", str(DATA / f"{profile}.json"), "--report",
+                       str(folder), timeout=300)
+    return done.returncode, json.loads((folder / "report.json").read_text())
+
+
+def test_docker_s_default_is_unavailable(tmp_path: Path) -> None:
+    code, report = ci("docker-default", tmp_path)
+    assert code == 3 and report["target"]["classification"] == "ENOSYS for every call"
+    assert "glibc falls back to clone()" in report["clone3_cause"]
+
+
+def test_an_eperm_profile_is_the_fallback_finding(tmp_path: Path) -> None:
+    code, report = ci("docker-default-before-clone3-enosys", tmp_path)
+    assert code == 1 and report["target"]["classification"] == "EPERM for every call"
+    assert "glibc does not fall back on EPERM; pthread_create and posix_spawn fail" in report["clone3_cause"]
+    assert [f["rule"] for f in report["findings"]] == ["entry.blocked"]
+
+
+def test_filtering_clone_by_flags_but_not_clone3_is_a_bypass(tmp_path: Path) -> None:
+    code, report = ci("clone-newuser-only", tmp_path)
+    assert code == 1 and report["bypass"] == {"clone_denies": ["CLONE_NEWUSER"], "clone3_lets_through": ["CLONE_NEWUSER"]}
+    assert any(problem.startswith("seccomp bypass") for problem in report["problems"])
+
+
+def test_a_profile_that_does_not_parse_is_one_line(tmp_path: Path) -> None:
+    (tmp_path / "bad.json").write_text("{not json")
+    done = clone3_fuzz("probe", "--seccomp-profile", str(tmp_path / "bad.json"))
+    assert done.returncode == 2 and "not an OCI seccomp profile" in done.stderr.splitlines()[-1]

@@ -1,0 +1,46 @@
+"""OCI/Docker seccomp profiles read as a container runtime applies them: which rules hold
+for an architecture and a set of capabilities, and what they leave clone3."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from clone3_fuzz.model import abi, seccomp
+from clone3_fuzz.model.case import CaseError
+
+DATA = Path(__file__).resolve().parents[1] / "data" / "seccomp"
+
+
+def profile(name: str, caps: frozenset[str] = seccomp.DOCKER_CAPS, machine: str = "x86_64") -> seccomp.Profile:
+    return seccomp.load((DATA / f"{name}.json").read_text(), machine, caps)
+
+
+def test_docker_s_default_answers_enosys_to_clone3_and_filters_clone_by_flags() -> None:
+    # moby's default.json: clone3 is ERRNO 38 unless CAP_SYS_ADMIN; clone is allowed only
+    # with none of the namespace flags (MASKED_EQ 0x7e020000 == 0).
+    docker = profile("docker-default")
+    assert docker.clone3() == "errno 38" and docker.clone_flags_denied() == 0x7E020000
+    assert docker.clone_flags_denied() & abi.CLONE["CLONE_NEWUSER"]
+    admin = profile("docker-default", seccomp.DOCKER_CAPS | {"CAP_SYS_ADMIN"})
+    assert admin.clone3() == "allow" and admin.clone_flags_denied() == 0
+
+
+def test_before_moby_42681_clone3_fell_to_the_default_eperm() -> None:
+    assert profile("docker-default-before-clone3-enosys").clone3() == "errno 1"
+
+
+def test_a_profile_that_filters_clone_only_leaves_clone3_open() -> None:
+    bypass = profile("clone-newuser-only")
+    assert bypass.clone3() == "allow" and bypass.clone_flags_denied() == abi.CLONE["CLONE_NEWUSER"]
+
+
+def test_arch_rules_follow_the_machine() -> None:
+    names = {rule.name for rule in profile("docker-default").rules}
+    assert "arch_prctl" in names and "set_tls" not in names
+    assert "set_tls" in {rule.name for rule in profile("docker-default", machine="aarch64").rules}
+
+
+def test_a_file_that_is_no_profile_is_named() -> None:
+    with pytest.raises(CaseError, match="bad.json: seccomp: not an OCI seccomp profile"):
+        seccomp.load("{}", "x86_64", where="bad.json")
