@@ -232,11 +232,13 @@ def run(seconds: int, report_dir: Path, junit: str | None, kernel: str | None = 
 
     try:
         if target is not None:
-            progress("ci: booting the kernel under test")
+            progress("ci: starting the target")
         sandbox = target() if target is not None else Sandbox(fault=fault)
-        elsewhere = getattr(sandbox, "describe", None)
-        if elsewhere:
-            data["target"] = elsewhere()
+        describe = getattr(sandbox, "describe", None)
+        if describe:
+            data["target"] = describe()
+        # Reproducers run on this machine's kernel as it is: a target's findings are not checked here.
+        elsewhere = (data["target"].get("command") or data["target"].get("image")) if "target" in data else None
         progress("ci: probing the kernel's clone3")
         measured = probe(sandbox)
         phase_done("probe")
@@ -251,8 +253,7 @@ def run(seconds: int, report_dir: Path, junit: str | None, kernel: str | None = 
             data["profile"] = measured.to_json()
             if unavailable_status(measured.clone3) == ExitStatus.UNAVAILABLE:
                 return finish("clone3-unavailable", ExitStatus.UNAVAILABLE)
-            _blocked_finding(live_profile(sandbox, measured), measured, report_dir, fault,
-                             data["target"]["command"] if "target" in data else None)
+            _blocked_finding(live_profile(sandbox, measured), measured, report_dir, fault, elsewhere)
             data["findings"] = _findings(report_dir)
             return finish("discrepancy", ExitStatus.DISAGREE)
         live = live_profile(sandbox, measured)
@@ -263,8 +264,7 @@ def run(seconds: int, report_dir: Path, junit: str | None, kernel: str | None = 
         data["problems"] = problems
         if data.get("bypass"):
             data["problems"].append(BYPASS.format(**{k: ", ".join(v) for k, v in data["bypass"].items()}))
-        store = Store(str(report_dir), profile, fault=fault, caller=measured.privilege.summary(),
-                      elsewhere=f"{data['target']['kind']} {profile.release}" if "target" in data else None)
+        store = Store(str(report_dir), profile, fault=fault, caller=measured.privilege.summary(), elsewhere=elsewhere)
         for warning in store.warnings:
             warn(warning)
             data["problems"].append(warning)
@@ -302,18 +302,18 @@ def run(seconds: int, report_dir: Path, junit: str | None, kernel: str | None = 
         tally()
         data.update(status="running", seconds=time.monotonic() - started)
         report.write_json(data, str(report_dir))
-        # The workers have trees of their own: this one's processes would count against
-        # the caller's pids limit meanwhile.
         left = int(deadline - time.monotonic() - REPORT_MARGIN)
         if "target" in data:
-            # The campaign's workers run on this machine's kernel: in the target, random
-            # inputs through the same decoder, judged with every relation, until time is up.
-            stats_ = _fuzz_target(sandbox, profile, store, data, deadline - REPORT_MARGIN, progress)
-            rules.update(stats_.rule_counts())
-            counts = {"cases": counts["cases"] + len(stats_.results),
-                      "relation_checks": counts["relation_checks"] + len(stats_.checks)}
+            # The target that is up (a booted VM, say) takes the rest of the time itself:
+            # random inputs through the campaign's decoder, judged with every relation.
+            fuzzed = _fuzz_target(sandbox, profile, store, data, deadline - REPORT_MARGIN, progress)
+            rules.update(fuzzed.rule_counts())
+            counts = {"cases": counts["cases"] + len(fuzzed.results),
+                      "relation_checks": counts["relation_checks"] + len(fuzzed.checks)}
             tally()
             phase_done("campaign")
+        # The workers have trees of their own: this one's processes would count against
+        # the caller's pids limit meanwhile.
         sandbox.close()
         if "target" not in data and left >= 2:
             samples: list[list[float]] = []
