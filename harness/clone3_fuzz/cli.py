@@ -35,7 +35,7 @@ from .model import profile as profiles
 from .model.case import Case, CaseError, read_jsonl
 from .model.verdict import DISCREPANCY, Result, evaluate, judge, violation_json
 from .outputs import bench, ci, report
-from .runtime import probe
+from .runtime import probe, supervise
 from .runtime import target as targets
 from .runtime.program import Program
 from .runtime.vm import VM
@@ -422,6 +422,26 @@ def cmd_ci(args: argparse.Namespace) -> int:
     return KSELFTEST.get(code, code) if args.ktap else code
 
 
+def cmd_exec(args: argparse.Namespace) -> int:
+    """``clone3-fuzz exec``: PROG and everything it starts, with every clone3 answered as
+    another kernel (--kernel) or a container profile (--clone3) would; PROG's exit status."""
+    argv = args.program[1:] if args.program[:1] == ["--"] else args.program
+    if not argv:
+        _die("exec: name the program to run after --")
+    try:
+        log = open(args.log, "w") if args.log else None
+    except OSError as e:
+        _die(f"--log: {args.log}: {e.strerror}")
+    try:
+        done = supervise.exec_as(argv, kernel=args.kernel, clone3=args.clone3, log=log)
+    finally:
+        if log is not None:
+            log.close()
+    counts = ", ".join(f"{rule} {n}" for rule, n in done.rules.most_common()) or "none"
+    print(f"clone3-fuzz: exec: {len(done.calls)} clone3 calls ({counts})", file=sys.stderr)
+    return done.exit_code
+
+
 def cmd_findings(args: argparse.Namespace) -> int:
     """``clone3-fuzz findings compare|recheck``: saved findings across runs and kernels."""
     if args.action == "compare":
@@ -629,6 +649,14 @@ def build_parser() -> argparse.ArgumentParser:
     job.add_argument("--fault", choices=list(FAULTS), help="plant a fault (to see the job fail)")
     _target_options(job)
     job.set_defaults(func=cmd_ci)
+
+    run_as = command("exec", "run a program with every clone3 answered as another kernel or a container profile would")
+    run_as.add_argument("--kernel", metavar="VERSION", help="answer as this kernel version (5.3 ... 7.1) would")
+    run_as.add_argument("--clone3", metavar="ERRNO", help="fail every clone3 with this errno (enosys, eperm, ...)")
+    run_as.add_argument("--log", metavar="FILE", help="every clone3 as a JSON line (pid, comm, size, flags, answer, "
+                                                      "rule, emulated), then a summary line")
+    run_as.add_argument("program", nargs=argparse.REMAINDER, metavar="-- PROG [ARGS...]")
+    run_as.set_defaults(func=cmd_exec)
 
     found = commands.add_parser("findings", help="compare saved findings between two runs, or replay them",
                                 description="compare saved findings between two runs, or replay them", epilog=EPILOG)

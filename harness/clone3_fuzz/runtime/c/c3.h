@@ -246,6 +246,9 @@ const char *c3_fault_name(int fault);
 /* Runs a program under a planted fault, or under a seccomp filter that fails every clone3
  * with err; returns its wait status, or -errno. */
 int c3_fault_exec(char *const argv[], int fault);
+/* Runs a program with every clone3 of it and its descendants answered by decide(pid, args,
+ * size): -errno fails the call, 0 lets the real kernel take it; returns its wait status. */
+int c3_exec_supervised(char *const argv[], int (*decide)(uint32_t, uint64_t, uint64_t));
 int c3_exec_filtered(char *const argv[], int err);
 
 /* The baseline for benchmarks: the bare syscall in a loop; see sandbox.c. */

@@ -289,8 +289,20 @@ static pid_t start_runner(void (*run)(const void *), const void *arg, int *liste
  * program's calls come from processes it started, after an exec that left that fd on a
  * dead address space: those are opened by pid, which the kernel gave in our namespace.
  */
-static int answer(int fault, pid_t runner, int mem, const struct seccomp_notif *req, long page)
+/* What a planted fault answers a call with, for notify(). */
+struct planted {
+	int fault;
+	pid_t runner;
+	int mem;
+	long page;
+};
+
+static int answer(const struct seccomp_notif *req, void *ctx)
 {
+	const struct planted *p = ctx;
+	int fault = p->fault, mem = p->mem;
+	pid_t runner = p->runner;
+	long page = p->page;
 	char path[64];
 	int own, err;
 
@@ -306,16 +318,17 @@ static int answer(int fault, pid_t runner, int mem, const struct seccomp_notif *
 }
 
 /*
- * Answers the runner's clone3 calls until it ends; returns its wait status. With
- * reap_all, children that CLONE_PARENT gave us are reaped too (in the sandbox, where this
- * process has no other children), and a stopped runner is resumed.
+ * Answers the runner's clone3 calls, as decide(req, ctx) says (-errno, or 0 to let the real
+ * kernel take the call), until it ends; returns its wait status. With reap_all, children
+ * that CLONE_PARENT gave us are reaped too (in the sandbox, where this process has no
+ * other children), and a stopped runner is resumed.
  */
-static int notify(pid_t runner, int listener, int mem, int fault, int reap_all)
+static int notify(pid_t runner, int listener, int reap_all, int (*decide)(const struct seccomp_notif *, void *),
+		  void *ctx)
 {
 	static uint8_t req_buf[512], resp_buf[512];
 	struct seccomp_notif *req = (void *)req_buf;
 	struct seccomp_notif_resp *resp = (void *)resp_buf;
-	long page = sysconf(_SC_PAGESIZE);
 
 	for (;;) {
 		struct pollfd fds[1] = {{listener, POLLIN, 0}};
@@ -337,7 +350,7 @@ static int notify(pid_t runner, int listener, int mem, int fault, int reap_all)
 			continue;
 		memset(resp_buf, 0, sizeof(resp_buf));
 		resp->id = req->id;
-		resp->error = answer(fault, runner, mem, req, page);
+		resp->error = decide(req, ctx);
 		if (!resp->error)
 			resp->flags = SECCOMP_USER_NOTIF_FLAG_CONTINUE;
 		ioctl(listener, SECCOMP_IOCTL_NOTIF_SEND, resp);
@@ -351,7 +364,9 @@ int c3_fault_serve(void (*serve)(const void *), const void *arg, int fault)
 
 	if (runner < 0)
 		return runner;
-	mirror(notify(runner, listener, mem, fault, 1));
+	struct planted planted = {fault, runner, mem, sysconf(_SC_PAGESIZE)};
+
+	mirror(notify(runner, listener, 1, answer, &planted));
 	return 0;
 }
 
@@ -394,7 +409,9 @@ int c3_fault_exec(char *const argv[], int fault)
 		return runner;
 	/* The program's exec replaced the address space that fd was opened on. */
 	close(mem);
-	status = notify(runner, listener, -1, fault, 0);
+	struct planted planted = {fault, runner, -1, sysconf(_SC_PAGESIZE)};
+
+	status = notify(runner, listener, 0, answer, &planted);
 	close(listener);
 	return status;
 }
@@ -424,4 +441,36 @@ int c3_exec_filtered(char *const argv[], int err)
 		_exit(127);
 	}
 	return wait_program(pid);
+}
+
+/* exec's answer: the caller's function, with the call's pid and clone3 arguments. */
+static int supervised(const struct seccomp_notif *req, void *ctx)
+{
+	int (*decide)(uint32_t, uint64_t, uint64_t) = *(int (**)(uint32_t, uint64_t, uint64_t))ctx;
+
+	return decide(req->pid, req->data.args[0], req->data.args[1]);
+}
+
+/*
+ * Runs a program with every clone3 that it and its descendants make answered by
+ * decide(pid, args, size): -errno to fail the call with, 0 to let the real kernel take it.
+ * ^C and ^\ are the program's to handle (as system() has it): this process ignores them
+ * meanwhile. Returns the program's wait status, or -errno.
+ */
+int c3_exec_supervised(char *const argv[], int (*decide)(uint32_t, uint64_t, uint64_t))
+{
+	struct sigaction ignore = {.sa_handler = SIG_IGN}, saved_int, saved_quit;
+	int listener, mem, status;
+	pid_t runner = start_runner(run_program, argv, &listener, &mem);
+
+	if (runner < 0)
+		return runner;
+	close(mem);
+	sigaction(SIGINT, &ignore, &saved_int);
+	sigaction(SIGQUIT, &ignore, &saved_quit);
+	status = notify(runner, listener, 0, supervised, &decide);
+	sigaction(SIGINT, &saved_int, NULL);
+	sigaction(SIGQUIT, &saved_quit, NULL);
+	close(listener);
+	return status;
 }
