@@ -68,6 +68,19 @@ def test_the_log_holds_every_call_of_every_descendant(tmp_path: Path) -> None:
     assert len(threads) == 3 and all((c["answer"], c["emulated"]) == ("success", False) for c in threads)
 
 
+def test_a_newer_kernel_cannot_grant_what_this_one_lacks(call_clone3: str, tmp_path: Path) -> None:
+    # CLONE_NNP (1 << 35) came in 7.1 (and with an exit signal it is fine there, unlike
+    # CLONE_AUTOREAP): exec lets the call through, this kernel refuses it, and the log says so.
+    log = tmp_path / "log.jsonl"
+    done = clone3_fuzz("exec", "--kernel", "7.1", "--log", str(log), "--", call_clone3, "88", hex(1 << 35))
+    if done.stdout.strip() == "success":
+        pytest.skip("this kernel has CLONE_NNP itself")
+    assert done.stdout.strip() == "22"
+    [call] = [json.loads(line) for line in log.read_text().splitlines()][:-1]
+    assert (call["answer"], call["emulated"]) == ("success", False)
+    assert call["note"] == "7.1 takes it, but this kernel refuses it: EINVAL (flags.unknown)"
+
+
 def test_bad_requests_are_one_line() -> None:
     for args, text in [(["--kernel", "5.5"], "exec: name the program to run after --"),
                        (["--clone3", "EBOGUS", "--", "true"], "--clone3: EBOGUS: no such errno"),

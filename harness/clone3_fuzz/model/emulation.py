@@ -21,21 +21,34 @@ from .profile import Profile
 @dataclass(frozen=True)
 class Answer:
     """``errno`` to fail the call with (a name), or None to let the real kernel take it;
-    the oracle's ``rule``; whether the answer is ``emulated`` (not the real kernel's)."""
+    the oracle's ``rule``; whether the answer is ``emulated`` (not the real kernel's);
+    ``note``: what the log should say besides (a grant this kernel cannot make)."""
 
     errno: str | None
     rule: str
     emulated: bool
+    note: str = ""
 
 
-def as_version(case: Case, profile: Profile) -> Answer:
-    """The answer of ``profile``'s kernel to ``case`` (see the module's docstring)."""
+def _first_error(profile: Profile, case: Case) -> tuple[str, str] | None:
+    """The first error ``profile``'s kernel gives ``case``, or None where it may succeed."""
     prediction = predict(case, profile)
-    successes = [key for key in prediction.rules if base(key) == SUCCESS]
-    if successes:
-        return Answer(None, prediction.rules[successes[0]], False)
+    if any(base(key) == SUCCESS for key in prediction.rules):
+        return None
     first = next(iter(prediction.rules))
-    return Answer(base(first), prediction.rules[first], True)
+    return base(first), prediction.rules[first]
+
+
+def as_version(case: Case, profile: Profile, running: Profile | None = None) -> Answer:
+    """The answer of ``profile``'s kernel to ``case`` (see the module's docstring). With
+    ``running`` (this kernel), a call the version accepts and this kernel refuses says so:
+    an emulated newer kernel cannot grant what this one lacks."""
+    refused = _first_error(profile, case)
+    if refused is not None:
+        return Answer(refused[0], refused[1], True)
+    here = _first_error(running, case) if running is not None else None
+    note = f"{profile.release} takes it, but this kernel refuses it: {here[0]} ({here[1]})" if here else ""
+    return Answer(None, "success", False, note)
 
 
 def forced(errno: str) -> Answer:

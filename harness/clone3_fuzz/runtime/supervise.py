@@ -83,9 +83,9 @@ class Supervisor:
         self.rules[answer.rule] += 1
         if self.log is not None:
             flags = case.field_value("flags") if case is not None and case.size >= 8 and case.memory != "null" else 0
-            self.log.write(json.dumps({"pid": pid, "comm": _comm(pid), "size": size, "flags": abi.flag_names(flags),
-                                       "answer": answer.errno or "success", "rule": answer.rule,
-                                       "emulated": answer.emulated}) + "\n")
+            line = {"pid": pid, "comm": _comm(pid), "size": size, "flags": abi.flag_names(flags),
+                    "answer": answer.errno or "success", "rule": answer.rule, "emulated": answer.emulated}
+            self.log.write(json.dumps({**line, "note": answer.note} if answer.note else line) + "\n")
             self.log.flush()
         return -getattr(errno, answer.errno) if answer.errno else 0
 
@@ -101,13 +101,14 @@ def run(argv: Sequence[str], decide: Callable[[Case], Answer], log: IO[str] | No
     return status, supervisor.rules
 
 
-def decider(profile: Profile | None, errno_name: str | None) -> Callable[[Case], Answer]:
-    """As a kernel version answers (``profile``), or always ``errno_name``."""
+def decider(profile: Profile | None, errno_name: str | None, running: Profile | None = None) -> Callable[[Case], Answer]:
+    """As a kernel version answers (``profile``; ``running``, this kernel, notes what it
+    cannot grant), or always ``errno_name``."""
     if errno_name is not None:
         answer = forced(errno_name)
         return lambda case: answer
     assert profile is not None
-    return lambda case: as_version(case, profile)
+    return lambda case: as_version(case, profile, running)
 
 
 @dataclass(frozen=True)
@@ -133,12 +134,13 @@ def exec_as(argv: Sequence[str], kernel: str | None = None, clone3: str | None =
     from . import probe  # only for --kernel: the caller, as measured, is the one the version judges
     from ..model import profile as profiles
 
-    profile = profiles.named(kernel, probe.live_profile()) if kernel else None
+    live = probe.live_profile() if kernel else None
+    profile = profiles.named(kernel, live) if kernel and live else None
     path = argv[0] if "/" in argv[0] else shutil.which(argv[0])
     if path is None:
         raise HarnessError(f"exec: {argv[0]}: no such program")
     lines = io.StringIO()
-    status, rules = run([path, *argv[1:]], decider(profile, errno_name), lines)
+    status, rules = run([path, *argv[1:]], decider(profile, errno_name, live), lines)
     calls = [json.loads(line) for line in lines.getvalue().splitlines()]
     if log is not None:
         log.write(lines.getvalue() + json.dumps({"summary": dict(rules)}) + "\n")
