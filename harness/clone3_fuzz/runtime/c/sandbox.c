@@ -317,6 +317,27 @@ static int supervise(struct shared *sh, pid_t executor, int *timed_out)
 	}
 }
 
+/*
+ * Reaps what the dead executor's group left us (its children are ours now, and were just
+ * killed) before the batch goes on: otherwise a batch could end with one still a zombie,
+ * and nothing a case creates may outlive its batch. Bounded: a task frozen by a cgroup v1
+ * freezer dies only once thawed, and the next batches' reaping takes it then.
+ */
+static void reap_group(pid_t group)
+{
+	const struct timespec pause = {0, 2000000};
+
+	for (int tries = 0; tries < 50; tries++) {
+		pid_t got;
+
+		while ((got = waitpid(-group, NULL, WNOHANG | __WALL)) > 0)
+			;
+		if (got < 0)
+			return; /* ECHILD: nothing of the group is left */
+		nanosleep(&pause, NULL);
+	}
+}
+
 /* Records the outcome of the case that was in flight when the executor died. */
 static void bury(struct c3_outcome *o, int status, int timed_out)
 {
@@ -382,6 +403,7 @@ static void reaper_main(struct shared *sh, int isolation, int sync_fd)
 			 * in a cgroup, say) goes with it: nothing a case creates outlives it, and
 			 * the tree now outlives many cases. */
 			kill(-executor, SIGKILL);
+			reap_group(executor);
 			if (WIFEXITED(status) && WEXITSTATUS(status) == EXIT_SETUP_FAILED && !sh->error)
 				sh->error = EIO;
 		}
