@@ -25,6 +25,7 @@ from ..exit_status import HarnessError
 from ..model import abi
 from ..model.case import MAX_IMAGE, Case, parse
 from ..model.emulation import Answer, as_version, forced
+from ..model import profile as profiles
 from ..model.profile import Profile
 from ._executor import ffi, lib
 
@@ -131,8 +132,7 @@ def exec_as(argv: Sequence[str], kernel: str | None = None, clone3: str | None =
     errno_name = clone3.upper() if clone3 else None
     if errno_name is not None and not hasattr(errno, errno_name):
         raise HarnessError(f"--clone3: {clone3}: no such errno (enosys, eperm, or any E... name)")
-    from . import probe  # only for --kernel: the caller, as measured, is the one the version judges
-    from ..model import profile as profiles
+    from . import probe  # a sandbox and a probe, for --kernel only: the caller the version judges
 
     live = probe.live_profile() if kernel else None
     profile = profiles.named(kernel, live) if kernel and live else None
