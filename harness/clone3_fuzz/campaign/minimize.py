@@ -33,8 +33,9 @@ def _simpler(case: Case) -> list[Case]:
     for name in case.refs:
         out.append(replace(case, refs={k: v for k, v in case.refs.items() if k != name},
                            set_tid_pids=() if name == "set_tid" else case.set_tid_pids))
-    # Fields the kernel checks as a pair go as a pair: half of one fails a check of its own.
-    for pair in (("stack", "stack_size"), ("set_tid", "set_tid_size")):
+    # Fields the kernel checks as a pair go as a pair: half of one fails a check of its own
+    # (or, for pidfd == parent_tid, no longer meets the other half).
+    for pair in (("stack", "stack_size"), ("set_tid", "set_tid_size"), ("pidfd", "parent_tid")):
         if all(name in case.values or name in case.refs for name in pair):
             out.append(replace(case, values={k: v for k, v in case.values.items() if k not in pair},
                                refs={k: v for k, v in case.refs.items() if k not in pair},
