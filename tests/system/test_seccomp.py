@@ -29,6 +29,12 @@ def test_docker_s_default_is_unavailable(tmp_path: Path) -> None:
     assert "glibc falls back to clone()" in report["clone3_cause"]
 
 
+def test_podman_s_default_is_the_kernel_s_clone3(tmp_path: Path) -> None:
+    code, report = ci("podman-default", tmp_path)
+    assert code == 0 and report["target"]["classification"].startswith("a real clone3")
+    assert report["findings"] == [] and report.get("bypass") is None and report["problems"] == []
+
+
 def test_an_eperm_profile_is_the_fallback_finding(tmp_path: Path) -> None:
     code, report = ci("docker-default-before-clone3-enosys", tmp_path)
     assert code == 1 and report["target"]["classification"] == "EPERM for every call"

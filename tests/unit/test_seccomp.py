@@ -30,6 +30,13 @@ def test_before_moby_42681_clone3_fell_to_the_default_eperm() -> None:
     assert profile("docker-default-before-clone3-enosys").clone3() == "errno 1"
 
 
+def test_podman_s_default_lets_clone3_and_clone_through_unfiltered() -> None:
+    # containers-common's seccomp.json allows both by name, with no flag argument rule, and
+    # answers ENOSYS (38), not EPERM, to the syscalls it does not know.
+    podman = profile("podman-default")
+    assert podman.clone3() == "allow" and podman.clone_flags_denied() == 0
+
+
 def test_a_profile_that_filters_clone_only_leaves_clone3_open() -> None:
     bypass = profile("clone-newuser-only")
     assert bypass.clone3() == "allow" and bypass.clone_flags_denied() == abi.CLONE["CLONE_NEWUSER"]
