@@ -35,8 +35,9 @@ def test_podman_s_default_is_the_kernel_s_clone3(tmp_path: Path) -> None:
     assert report["findings"] == [] and report.get("bypass") is None and report["problems"] == []
 
 
-def test_an_eperm_profile_is_the_fallback_finding(tmp_path: Path) -> None:
-    code, report = ci("docker-default-before-clone3-enosys", tmp_path)
+@pytest.mark.parametrize("profile", ["docker-default-2016", "docker-default-before-clone3-enosys"])
+def test_an_eperm_profile_is_the_fallback_finding(profile: str, tmp_path: Path) -> None:
+    code, report = ci(profile, tmp_path)
     assert code == 1 and report["target"]["classification"] == "EPERM for every call"
     assert "glibc does not fall back on EPERM; pthread_create and posix_spawn fail" in report["clone3_cause"]
     assert [f["rule"] for f in report["findings"]] == ["entry.blocked"]

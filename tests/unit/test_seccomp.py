@@ -28,6 +28,11 @@ def test_docker_s_default_answers_enosys_to_clone3_and_filters_clone_by_flags() 
 
 def test_before_moby_42681_clone3_fell_to_the_default_eperm() -> None:
     assert profile("docker-default-before-clone3-enosys").clone3() == "errno 1"
+    # The 2016 profile, one rule a syscall: EPERM for all it does not name, clone3 among
+    # them, and clone's mask from before CLONE_NEWCGROUP was in it.
+    old = profile("docker-default-2016")
+    assert old.clone3() == "errno 1" and old.clone_flags_denied() == 0x7C020000
+    assert not old.clone_flags_denied() & abi.CLONE["CLONE_NEWCGROUP"]
 
 
 def test_podman_s_default_lets_clone3_and_clone_through_unfiltered() -> None:
