@@ -30,7 +30,7 @@ from .campaign import supervisor as campaign
 from .campaign.findings import Store
 from .campaign.worker import Worker
 from .exit_status import EPILOG, KSELFTEST, ExitStatus, HarnessError
-from .model import oracle
+from .model import oracle, seccomp
 from .model import profile as profiles
 from .model.case import Case, CaseError, read_jsonl
 from .model.verdict import DISCREPANCY, Result, evaluate, judge, violation_json
@@ -96,7 +96,10 @@ def _target_spec(args: argparse.Namespace) -> dict[str, Any] | None:
     if sum(bool(x) for x in (image, wrapper, profile)) > 1:
         _die("--kernel-image, --target and --seccomp-profile: one target at a time")
     if profile:
-        return {"seccomp_profile": str(Path(profile).resolve())}
+        caps = (seccomp.DOCKER_CAPS | set(args.cap_add)) - set(args.cap_drop)
+        return {"seccomp_profile": str(Path(profile).resolve()), "caps": sorted(caps)}
+    if getattr(args, "cap_add", None) or getattr(args, "cap_drop", None):
+        _die("--cap-add and --cap-drop: only with --seccomp-profile")
     if image:
         if not os.path.isfile(image):
             _die(f"--kernel-image: {image}: no such file")
@@ -550,6 +553,14 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 # --- the parser ----------------------------------------------------------------------
 
+def _capability(text: str) -> str:
+    """A capability as docker run takes it (SYS_ADMIN or CAP_SYS_ADMIN, any case)."""
+    name = text.upper() if text.upper().startswith("CAP_") else f"CAP_{text.upper()}"
+    if name not in seccomp.CAPABILITIES:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a Linux capability")
+    return name
+
+
 def _positive(text: str) -> int:
     try:
         value = int(text)
@@ -579,6 +590,10 @@ def _target_options(sub: argparse.ArgumentParser) -> None:
     sub.add_argument("--seccomp-profile", metavar="FILE",
                      help="test clone3 behind this OCI/Docker seccomp profile (compiled with libseccomp), as a "
                           "container with Docker's default capabilities has it")
+    for option, verb in (("--cap-add", "with"), ("--cap-drop", "without")):
+        sub.add_argument(option, type=_capability, action="append", default=[], metavar="CAP",
+                         help=f"with --seccomp-profile: judge the profile's rules for a container {verb} this "
+                              "capability too (SYS_ADMIN or CAP_SYS_ADMIN; repeat it), as docker run " + option)
     sub.add_argument("--target", metavar="'CMD ... {exe} ...'",
                      help="run the static executor program under this command (qemu-x86_64 {exe}, valgrind -q {exe}, "
                           "runsc ... do {exe}, bwrap ... {exe}) and test the clone3 it sees")

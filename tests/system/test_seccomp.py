@@ -17,8 +17,8 @@ pytestmark = pytest.mark.skipif(ctypes.util.find_library("seccomp") is None,
                                 reason="libseccomp is not installed (.ci/run installs libseccomp2)")
 
 
-def ci(profile: str, folder: Path) -> tuple[int, dict]:
-    done = clone3_fuzz("ci", "--time", "10", "--seccomp-profile", str(DATA / f"{profile}.json"), "--report",
+def ci(profile: str, folder: Path, *options: str) -> tuple[int, dict]:
+    done = clone3_fuzz("ci", "--time", "10", "--seccomp-profile", str(DATA / f"{profile}.json"), *options, "--report",
                        str(folder), timeout=300)
     return done.returncode, json.loads((folder / "report.json").read_text())
 
@@ -27,6 +27,18 @@ def test_docker_s_default_is_unavailable(tmp_path: Path) -> None:
     code, report = ci("docker-default", tmp_path)
     assert code == 3 and report["target"]["classification"] == "ENOSYS for every call"
     assert "glibc falls back to clone()" in report["clone3_cause"]
+
+
+def test_docker_s_default_with_cap_sys_admin_is_the_kernel_s_clone3(tmp_path: Path) -> None:
+    # moby's clone3 and clone rules exclude CAP_SYS_ADMIN: docker run --cap-add SYS_ADMIN.
+    code, report = ci("docker-default", tmp_path, "--cap-add", "sys_admin")
+    assert code == 0 and report["target"]["classification"].startswith("a real clone3")
+    assert report["target"]["command"].endswith("docker-default.json (+CAP_SYS_ADMIN)")
+
+
+def test_a_capability_linux_does_not_have_is_one_line() -> None:
+    done = clone3_fuzz("probe", "--seccomp-profile", str(DATA / "docker-default.json"), "--cap-add", "CAP_WIZARD")
+    assert done.returncode == 2 and "'CAP_WIZARD' is not a Linux capability" in done.stderr.splitlines()[-1]
 
 
 def test_podman_s_default_is_the_kernel_s_clone3(tmp_path: Path) -> None:

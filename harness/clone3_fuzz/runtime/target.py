@@ -4,8 +4,9 @@ described as plain data (so that a campaign's workers get the same one):
 - ``{"wrapper": ["qemu-x86_64", "{exe}"]}``: the static executor program under any command
   (an emulator, valgrind, gVisor's runsc, bubblewrap, a container);
 - ``{"kernel_image": ..., "initrd": ..., "qemu_args": [...]}``: another kernel in a VM;
-- ``{"seccomp_profile": FILE}``: this kernel behind an OCI/Docker seccomp profile, as a
-  container with Docker's default capabilities has it (:mod:`..model.seccomp`).
+- ``{"seccomp_profile": FILE, "caps": [...]}``: this kernel behind an OCI/Docker seccomp
+  profile, as a container with those capabilities (Docker's default set where there is
+  no "caps") has it (:mod:`..model.seccomp`).
 
 :func:`start` starts one; :func:`classify` says in one line what its clone3 is.
 """
@@ -35,7 +36,9 @@ def describe(spec: Mapping[str, Any]) -> str:
     if "kernel_image" in spec:
         return f"the kernel {spec['kernel_image']} in a VM"
     if "seccomp_profile" in spec:
-        return f"the seccomp profile {spec['seccomp_profile']}"
+        caps = frozenset(spec.get("caps", seccomp.DOCKER_CAPS))
+        changes = [f"+{c}" for c in sorted(caps - seccomp.DOCKER_CAPS)] + [f"-{c}" for c in sorted(seccomp.DOCKER_CAPS - caps)]
+        return f"the seccomp profile {spec['seccomp_profile']}" + (f" ({' '.join(changes)})" if changes else "")
     return " ".join(spec["wrapper"])
 
 
@@ -46,7 +49,7 @@ def start(spec: Mapping[str, Any], workdir: str, fault: str | None = None) -> Pr
     if "kernel_image" in spec:
         return VM(spec["kernel_image"], spec.get("initrd"), spec.get("qemu_args", []), workdir=workdir, fault=fault)
     if "seccomp_profile" in spec:
-        return Filtered(spec["seccomp_profile"], workdir, fault)
+        return Filtered(spec["seccomp_profile"], workdir, frozenset(spec.get("caps", seccomp.DOCKER_CAPS)), fault)
     wrapper: Sequence[str] = spec["wrapper"]
     if not any("{exe}" in part for part in wrapper):
         raise HarnessError(f"--target: {' '.join(wrapper)!r} does not name {{exe}}, the executor it is to run")
@@ -65,20 +68,21 @@ class Filtered(Program):
     """The executor program behind a seccomp profile, compiled with libseccomp and loaded
     by the program itself before its first answer."""
 
-    def __init__(self, path: str, workdir: str, fault: str | None = None) -> None:
+    def __init__(self, path: str, workdir: str, caps: frozenset[str] = seccomp.DOCKER_CAPS,
+                 fault: str | None = None) -> None:
         try:
             text = Path(path).read_text()
         except OSError as e:
             raise HarnessError(f"--seccomp-profile: {path}: {e.strerror}") from None
         try:
-            self.profile = seccomp.load(text, os.uname().machine, where=path)
+            self.profile = seccomp.load(text, os.uname().machine, caps, where=path)
         except CaseError as e:
             raise HarnessError(f"--seccomp-profile: {e}") from None
         os.makedirs(workdir, exist_ok=True)
         bpf = Path(workdir) / "filter.bpf"
         bpf.write_bytes(compile_bpf(self.profile))
         super().__init__(["{exe}", "--seccomp-bpf", str(bpf)], fault=fault, log=Path(workdir) / "target.log",
-                         name=f"the seccomp profile {path}")
+                         name=describe({"seccomp_profile": path, "caps": caps}))
 
     def bypass(self) -> dict[str, Any] | None:
         """Where the profile filters clone by its namespace flags but lets clone3 through,
