@@ -73,6 +73,12 @@ def test_exit_1_under_a_planted_fault(tmp_path: Path) -> None:
     assert any(name.startswith("finding.size.over_page") for name in failures)
 
 
+def test_a_budget_the_replay_takes_whole_says_it_did_not_fuzz(tmp_path: Path) -> None:
+    done = ci("--time", "3", "--report", str(tmp_path))
+    assert done.returncode == 0 and "ci: no time left to fuzz (--time 3; 5 s are kept for the report)" in done.stderr
+    assert json.loads((tmp_path / "report.json").read_text())["counts"]["cases"] > 0  # the replay still ran
+
+
 def test_exit_2_on_a_harness_error() -> None:
     done = ci("--time", "5", "--report", "/proc/clone3-fuzz-report")
     assert done.returncode == 2 and len(done.stderr.splitlines()) == 1 and "--report" in done.stderr

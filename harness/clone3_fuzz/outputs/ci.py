@@ -303,6 +303,8 @@ def run(seconds: int, report_dir: Path, junit: str | None, kernel: str | None = 
         data.update(status="running", seconds=time.monotonic() - started)
         report.write_json(data, str(report_dir))
         left = int(deadline - time.monotonic() - REPORT_MARGIN)
+        if left < 2:
+            progress(f"ci: no time left to fuzz (--time {seconds}; {REPORT_MARGIN} s are kept for the report)")
         if "target" in data:
             # The target that is up (a booted VM, say) takes the rest of the time itself:
             # random inputs through the campaign's decoder, judged with every relation.
