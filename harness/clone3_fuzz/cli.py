@@ -97,9 +97,9 @@ def _target_spec(args: argparse.Namespace) -> dict[str, Any] | None:
         _die("--kernel-image, --target and --seccomp-profile: one target at a time")
     if profile:
         caps = (seccomp.DOCKER_CAPS | set(args.cap_add)) - set(args.cap_drop)
-        return {"seccomp_profile": str(Path(profile).resolve()), "caps": sorted(caps)}
-    if getattr(args, "cap_add", None) or getattr(args, "cap_drop", None):
-        _die("--cap-add and --cap-drop: only with --seccomp-profile")
+        return {"seccomp_profile": str(Path(profile).resolve()), "caps": sorted(caps), "runc": args.runc}
+    if getattr(args, "cap_add", None) or getattr(args, "cap_drop", None) or getattr(args, "runc", False):
+        _die("--cap-add, --cap-drop and --runc: only with --seccomp-profile")
     if image:
         if not os.path.isfile(image):
             _die(f"--kernel-image: {image}: no such file")
@@ -594,6 +594,9 @@ def _target_options(sub: argparse.ArgumentParser) -> None:
         sub.add_argument(option, type=_capability, action="append", default=[], metavar="CAP",
                          help=f"with --seccomp-profile: judge the profile's rules for a container {verb} this "
                               "capability too (SYS_ADMIN or CAP_SYS_ADMIN; repeat it), as docker run " + option)
+    sub.add_argument("--runc", action="store_true",
+                     help="with --seccomp-profile: apply it as runc (1.0.0-rc93 on, so Docker's and podman's) does: "
+                          "ENOSYS for syscalls newer than any the profile names, not its default action")
     sub.add_argument("--target", metavar="'CMD ... {exe} ...'",
                      help="run the static executor program under this command (qemu-x86_64 {exe}, valgrind -q {exe}, "
                           "runsc ... do {exe}, bwrap ... {exe}) and test the clone3 it sees")

@@ -55,6 +55,17 @@ def test_an_eperm_profile_is_the_fallback_finding(profile: str, tmp_path: Path) 
     assert [f["rule"] for f in report["findings"]] == ["entry.blocked"]
 
 
+def test_runc_s_enosys_stub_turns_the_2016_eperm_into_the_fallback(tmp_path: Path) -> None:
+    # runc (1.0.0-rc93 on) answers ENOSYS above the largest syscall a profile names:
+    # Docker 20.10 under the 2016 profile gives clone3 ENOSYS (measured), while a profile
+    # naming newer syscalls than clone3 (faccessat2 and on) still gives it EPERM.
+    code, report = ci("docker-default-2016", tmp_path / "2016", "--runc")
+    assert code == 3 and report["target"]["classification"] == "ENOSYS for every call"
+    assert report["target"]["command"].endswith("(as runc applies it)")
+    code, report = ci("docker-default-before-clone3-enosys", tmp_path / "derived", "--runc")
+    assert code == 1 and report["target"]["classification"] == "EPERM for every call"
+
+
 def test_filtering_clone_by_flags_but_not_clone3_is_a_bypass(tmp_path: Path) -> None:
     code, report = ci("clone-newuser-only", tmp_path)
     assert code == 1 and report["bypass"] == {"clone_denies": ["CLONE_NEWUSER"], "clone3_lets_through": ["CLONE_NEWUSER"]}

@@ -20,7 +20,10 @@ ACTIONS = {"SCMP_ACT_KILL": 0x00000000, "SCMP_ACT_KILL_THREAD": 0x00000000, "SCM
 #: enum scmp_compare.
 OPS = {"SCMP_CMP_NE": 1, "SCMP_CMP_LT": 2, "SCMP_CMP_LE": 3, "SCMP_CMP_EQ": 4, "SCMP_CMP_GE": 5, "SCMP_CMP_GT": 6,
        "SCMP_CMP_MASKED_EQ": 7}
-EPERM = 1
+EPERM, ENOSYS = 1, 38
+#: Past the last syscall number any architecture has (x86_64 is near 470): where runc's
+#: stub stops being emulated.
+SYSCALL_CEILING = 1024
 
 
 class _ArgCmp(ctypes.Structure):
@@ -38,6 +41,8 @@ def _libseccomp() -> ctypes.CDLL:
     lib.seccomp_init.argtypes = [ctypes.c_uint32]
     lib.seccomp_release.argtypes = [ctypes.c_void_p]
     lib.seccomp_syscall_resolve_name.argtypes = [ctypes.c_char_p]
+    lib.seccomp_syscall_resolve_num_arch.restype = ctypes.c_void_p  # a malloc'd name, or NULL
+    lib.seccomp_syscall_resolve_num_arch.argtypes = [ctypes.c_uint32, ctypes.c_int]
     lib.seccomp_rule_add_array.argtypes = [ctypes.c_void_p, ctypes.c_uint32, ctypes.c_int, ctypes.c_uint,
                                            ctypes.POINTER(_ArgCmp)]
     lib.seccomp_export_bpf.argtypes = [ctypes.c_void_p, ctypes.c_int]
@@ -50,9 +55,22 @@ def _action(name: str, errno: int | None) -> int:
     return ACTIONS[name] | ((errno if errno is not None else EPERM) & 0xFFFF if name == "SCMP_ACT_ERRNO" else 0)
 
 
-def compile_bpf(profile: Profile) -> bytes:
+def _known(lib: ctypes.CDLL, number: int) -> bool:
+    name = lib.seccomp_syscall_resolve_num_arch(0, number)  # 0: SCMP_ARCH_NATIVE
+    if name:
+        ctypes.CDLL(None).free(ctypes.c_void_p(name))
+    return bool(name)
+
+
+def compile_bpf(profile: Profile, runc: bool = False) -> bytes:
     """The profile's rules as the BPF program libseccomp makes of them, for this machine's
-    architecture. Rules for syscalls it does not know here are left out, as runc does."""
+    architecture. Rules for syscalls it does not know here are left out, as runc does.
+
+    ``runc`` adds what runc (since 1.0.0-rc93, runc#2750) puts before the profile: ENOSYS
+    for every syscall numbered above the largest one the profile names, so that a syscall
+    newer than the profile falls back (glibc's clone3 among them) instead of getting the
+    default EPERM. runc compares numbers in a stub of its own; here each such number
+    libseccomp knows gets an ENOSYS rule, which is the same for every real syscall."""
     lib = _libseccomp()
     default = _action(profile.default_action, profile.default_errno)
     ctx = lib.seccomp_init(default)
@@ -69,6 +87,12 @@ def compile_bpf(profile: Profile) -> bytes:
             if failed:
                 raise HarnessError(f"--seccomp-profile: libseccomp refused the rule for {rule.name}: "
                                    f"{os.strerror(-failed)}")
+        named = {n for n in (lib.seccomp_syscall_resolve_name(r.name.encode()) for r in profile.rules) if n >= 0}
+        enosys = ACTIONS["SCMP_ACT_ERRNO"] | ENOSYS
+        if runc and named and default not in (ACTIONS["SCMP_ACT_ALLOW"], ACTIONS["SCMP_ACT_LOG"], enosys):
+            for number in range(max(named) + 1, SYSCALL_CEILING):
+                if _known(lib, number) and lib.seccomp_rule_add_array(ctx, enosys, number, 0, None):
+                    raise HarnessError(f"--seccomp-profile: libseccomp refused runc's ENOSYS for syscall {number}")
         with tempfile.TemporaryFile() as out:
             if lib.seccomp_export_bpf(ctx, out.fileno()):
                 raise HarnessError("--seccomp-profile: libseccomp could not export the filter")

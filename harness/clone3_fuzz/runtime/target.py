@@ -4,9 +4,10 @@ described as plain data (so that a campaign's workers get the same one):
 - ``{"wrapper": ["qemu-x86_64", "{exe}"]}``: the static executor program under any command
   (an emulator, valgrind, gVisor's runsc, bubblewrap, a container);
 - ``{"kernel_image": ..., "initrd": ..., "qemu_args": [...]}``: another kernel in a VM;
-- ``{"seccomp_profile": FILE, "caps": [...]}``: this kernel behind an OCI/Docker seccomp
-  profile, as a container with those capabilities (Docker's default set where there is
-  no "caps") has it (:mod:`..model.seccomp`).
+- ``{"seccomp_profile": FILE, "caps": [...], "runc": bool}``: this kernel behind an
+  OCI/Docker seccomp profile, as a container with those capabilities (Docker's default
+  set where there is no "caps") has it (:mod:`..model.seccomp`), with runc's ENOSYS stub
+  or without it (:func:`.seccomp.compile_bpf`).
 
 :func:`start` starts one; :func:`classify` says in one line what its clone3 is.
 """
@@ -38,7 +39,8 @@ def describe(spec: Mapping[str, Any]) -> str:
     if "seccomp_profile" in spec:
         caps = frozenset(spec.get("caps", seccomp.DOCKER_CAPS))
         changes = [f"+{c}" for c in sorted(caps - seccomp.DOCKER_CAPS)] + [f"-{c}" for c in sorted(seccomp.DOCKER_CAPS - caps)]
-        return f"the seccomp profile {spec['seccomp_profile']}" + (f" ({' '.join(changes)})" if changes else "")
+        changes += ["as runc applies it"] if spec.get("runc") else []
+        return f"the seccomp profile {spec['seccomp_profile']}" + (f" ({', '.join(changes)})" if changes else "")
     return " ".join(spec["wrapper"])
 
 
@@ -49,7 +51,8 @@ def start(spec: Mapping[str, Any], workdir: str, fault: str | None = None) -> Pr
     if "kernel_image" in spec:
         return VM(spec["kernel_image"], spec.get("initrd"), spec.get("qemu_args", []), workdir=workdir, fault=fault)
     if "seccomp_profile" in spec:
-        return Filtered(spec["seccomp_profile"], workdir, frozenset(spec.get("caps", seccomp.DOCKER_CAPS)), fault)
+        return Filtered(spec["seccomp_profile"], workdir, frozenset(spec.get("caps", seccomp.DOCKER_CAPS)),
+                        bool(spec.get("runc")), fault)
     wrapper: Sequence[str] = spec["wrapper"]
     if not any("{exe}" in part for part in wrapper):
         raise HarnessError(f"--target: {' '.join(wrapper)!r} does not name {{exe}}, the executor it is to run")
@@ -68,7 +71,7 @@ class Filtered(Program):
     """The executor program behind a seccomp profile, compiled with libseccomp and loaded
     by the program itself before its first answer."""
 
-    def __init__(self, path: str, workdir: str, caps: frozenset[str] = seccomp.DOCKER_CAPS,
+    def __init__(self, path: str, workdir: str, caps: frozenset[str] = seccomp.DOCKER_CAPS, runc: bool = False,
                  fault: str | None = None) -> None:
         try:
             text = Path(path).read_text()
@@ -80,9 +83,9 @@ class Filtered(Program):
             raise HarnessError(f"--seccomp-profile: {e}") from None
         os.makedirs(workdir, exist_ok=True)
         bpf = Path(workdir) / "filter.bpf"
-        bpf.write_bytes(compile_bpf(self.profile))
+        bpf.write_bytes(compile_bpf(self.profile, runc))
         super().__init__(["{exe}", "--seccomp-bpf", str(bpf)], fault=fault, log=Path(workdir) / "target.log",
-                         name=describe({"seccomp_profile": path, "caps": caps}))
+                         name=describe({"seccomp_profile": path, "caps": caps, "runc": runc}))
 
     def bypass(self) -> dict[str, Any] | None:
         """Where the profile filters clone by its namespace flags but lets clone3 through,
