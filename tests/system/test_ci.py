@@ -73,15 +73,6 @@ def test_exit_1_under_a_planted_fault(tmp_path: Path) -> None:
     assert any(name.startswith("finding.size.over_page") for name in failures)
 
 
-def test_a_report_folder_used_again_keeps_the_earlier_findings_aside(tmp_path: Path) -> None:
-    assert ci("--time", "8", "--report", str(tmp_path), "--fault", "oversize-einval").returncode == 1
-    done = ci("--time", "6", "--report", str(tmp_path))
-    assert done.returncode == 0, done.stdout + done.stderr  # the earlier run's finding is not this one's verdict
-    assert json.loads((tmp_path / "report.json").read_text())["findings"] == []
-    kept = [path for path in tmp_path.glob("findings.before-*") if any(path.iterdir())]
-    assert len(kept) == 1 and "an earlier run's findings there are now in" in done.stderr
-
-
 def test_a_budget_the_replay_takes_whole_says_it_did_not_fuzz(tmp_path: Path) -> None:
     done = ci("--time", "3", "--report", str(tmp_path))
     assert done.returncode == 0 and "ci: no time left to fuzz (--time 3; 5 s are kept for the report)" in done.stderr

@@ -230,13 +230,6 @@ def run(seconds: int, report_dir: Path, junit: str | None, kernel: str | None = 
         log(f"report: {report_dir}/report.html (report.json, report.md{', ' + junit if junit else ''})")
         return code
 
-    earlier = report_dir / "findings"
-    if earlier.is_dir() and any(earlier.iterdir()):
-        # A report folder used again: the findings there are an earlier run's, kept aside
-        # (nothing found is lost), and they are not this run's verdict.
-        kept = report_dir / f"findings.before-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}"
-        earlier.rename(kept)
-        warn(f"{report_dir}: an earlier run's findings there are now in {kept.name}")
     try:
         if target is not None:
             progress("ci: starting the target")
