@@ -77,8 +77,11 @@ def compile_bpf(profile: Profile, runc: bool = False) -> bytes:
     if not ctx:
         raise HarnessError("--seccomp-profile: libseccomp could not start a filter")
     try:
+        named: set[int] = set()  # the numbers the profile names here, for runc's stub
         for rule in profile.rules:
             number = lib.seccomp_syscall_resolve_name(rule.name.encode())
+            if number >= 0:
+                named.add(number)
             action = _action(rule.action, rule.errno)
             if number < 0 or action == default:
                 continue  # unknown here, or what the default does anyway (libseccomp refuses those)
@@ -87,7 +90,6 @@ def compile_bpf(profile: Profile, runc: bool = False) -> bytes:
             if failed:
                 raise HarnessError(f"--seccomp-profile: libseccomp refused the rule for {rule.name}: "
                                    f"{os.strerror(-failed)}")
-        named = {n for n in (lib.seccomp_syscall_resolve_name(r.name.encode()) for r in profile.rules) if n >= 0}
         enosys = ACTIONS["SCMP_ACT_ERRNO"] | ENOSYS
         if runc and named and default not in (ACTIONS["SCMP_ACT_ALLOW"], ACTIONS["SCMP_ACT_LOG"], enosys):
             for number in range(max(named) + 1, SYSCALL_CEILING):
