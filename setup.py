@@ -16,7 +16,7 @@ HARNESS = Path(__file__).resolve().parent / "harness"
 
 
 class BuildWithCorpus(build_py):
-    """Copies corpus/seeds.jsonl, corpus/README.md and corpus/regressions/ into the built
+    """Copies corpus/seeds*.jsonl, corpus/README.md and corpus/regressions/ into the built
     package as clone3_fuzz/corpus/, and the target's .options and .dict beside
     clone3_fuzz/campaign/target.py."""
 
@@ -24,7 +24,7 @@ class BuildWithCorpus(build_py):
         super().run()
         target = Path(self.build_lib) / "clone3_fuzz" / "corpus"
         (target / "regressions").mkdir(parents=True, exist_ok=True)
-        for path in [CORPUS / "seeds.jsonl", CORPUS / "README.md", *sorted((CORPUS / "regressions").glob("*"))]:
+        for path in [CORPUS / "seeds.jsonl", CORPUS / "seeds-cgroup2.jsonl", CORPUS / "README.md", *sorted((CORPUS / "regressions").glob("*"))]:
             shutil.copyfile(path, target / path.relative_to(CORPUS))
         for name in ("clone3_target.options", "clone3_target.dict"):
             shutil.copyfile(FUZZ / name, Path(self.build_lib) / "clone3_fuzz" / "campaign" / name)

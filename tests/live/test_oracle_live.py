@@ -4,18 +4,17 @@ a generated sweep, and the relations, as root and (through the CLI tests) as uid
 from __future__ import annotations
 
 import json
-import os
+from pathlib import Path
 from typing import Any
 
 import pytest
+from clone3_fuzz.campaign.corpus import CGROUP2_SEEDS, SEEDS
 from clone3_fuzz.model import profile as profiles
 from clone3_fuzz.model.case import parse, read_jsonl
 from clone3_fuzz.model.oracle import predict
 from clone3_fuzz.model.verdict import evaluate
 from clone3_fuzz.runtime.probe import live_profile
 from clone3_fuzz.runtime.sandbox import Sandbox
-
-SEEDS = os.path.join(os.path.dirname(__file__), "..", "..", "corpus", "seeds.jsonl")
 
 
 @pytest.fixture(scope="module")
@@ -58,9 +57,12 @@ def test_distinguishing_cases_agree_with_both_profiles(obj: dict[str, Any], sand
     assert observed in predict(case, profiles.named(live.release, live)).outcomes
 
 
-def test_the_seed_corpus_agrees(sandbox: Sandbox, live: profiles.Profile) -> None:
-    with open(SEEDS, "rb") as f:
-        named = list(read_jsonl(f, "seeds.jsonl"))
+@pytest.mark.parametrize("seeds", [SEEDS, CGROUP2_SEEDS], ids=["seeds", "cgroup2"])
+def test_the_seed_corpus_agrees(sandbox: Sandbox, live: profiles.Profile, seeds: Path) -> None:
+    if seeds == CGROUP2_SEEDS and not live.cgroup2_usable:
+        pytest.skip("this caller cannot make a scratch cgroup v2 directory")
+    with open(seeds, "rb") as f:
+        named = list(read_jsonl(f, seeds.name))
     evaluation = evaluate(named, sandbox, live, relations=True)  # type: ignore[arg-type]
     assert [r.to_json() for r in evaluation.discrepancies] == []
     assert evaluation.violations == []

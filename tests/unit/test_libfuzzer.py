@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from clone3_fuzz.campaign import libfuzzer
+from clone3_fuzz.campaign.corpus import CGROUP2_SEEDS
 from clone3_fuzz.campaign.decode import decode
 from clone3_fuzz.model.case import loads
 
@@ -26,4 +27,11 @@ def test_the_options_name_the_dictionary_beside_them() -> None:
 def test_every_seed_input_decodes_to_its_own_json_case() -> None:
     # Not to the binary reading that a JSON line which does not parse falls back to.
     for data in libfuzzer.seed_inputs().values():
-        assert decode(data) == [loads(data.decode())]
+        assert decode(data, cgroup2=True) == [loads(data.decode())]
+
+
+def test_the_cgroup_seeds_are_among_the_inputs_and_dropped_where_no_cgroup_can_be_made() -> None:
+    named = [data for data in libfuzzer.seed_inputs().values() if loads(data.decode()).needs_cgroup]
+    assert len(named) == len(CGROUP2_SEEDS.read_text().splitlines()) - 1 >= 3  # less the comment line
+    for data in named:
+        assert not any(case.needs_cgroup for case in decode(data, cgroup2=False))

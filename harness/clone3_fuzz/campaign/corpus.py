@@ -29,6 +29,9 @@ def corpus_path(name: str) -> Path:
 
 
 SEEDS = corpus_path("seeds.jsonl")
+#: Seeds naming the scratch cgroup (``"cgroup": "cgroup2"``): replayed and fuzzed only
+#: where the caller can have one, so that ``run -f seeds.jsonl`` works everywhere.
+CGROUP2_SEEDS = corpus_path("seeds-cgroup2.jsonl")
 REGRESSIONS = corpus_path("regressions")
 
 

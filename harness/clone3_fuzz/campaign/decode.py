@@ -156,14 +156,17 @@ def _binary_case(reader: _Reader, page: int, cgroup2: bool) -> Case:
 
 def decode(data: bytes, page: int = PAGE, cgroup2: bool = False) -> list[Case]:
     """The batch of cases ``data`` stands for (at most :data:`MAX_CASES`); ``cgroup2``
-    lets a record name the scratch cgroup v2 directory (a caller that can have one)."""
+    lets a case name the scratch cgroup v2 directory (a caller that can have one; a JSON
+    case that names it is dropped elsewhere, as one that does not parse is)."""
     if data.startswith(b"{"):
         cases = []
         for line in data.decode("utf-8", "replace").splitlines()[:MAX_CASES]:
             try:
-                cases.append(parse(json.loads(line)))
+                case = parse(json.loads(line))
             except (CaseError, ValueError):
                 continue
+            if cgroup2 or not case.needs_cgroup:
+                cases.append(case)
         if cases:
             return cases
     reader = _Reader(data)

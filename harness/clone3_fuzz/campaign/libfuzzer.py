@@ -4,7 +4,7 @@
   file with a ``[libfuzzer]`` section); ``clone3-fuzz fuzz`` starts its workers with them.
 - ``clone3_target.dict``: the tokens of both input forms (see :mod:`.decode`): the JSON
   keys and names, and the binary records' interesting values, little-endian.
-- ``clone3_target_seed_corpus/``: the JSON seeds, one input a file, named by the SHA-1
+- ``clone3_target_seed_corpus/``: the JSON seeds (both files), one input a file, named by the SHA-1
   of its content as libFuzzer names its own corpus files.
 
 They are written from this module into ``fuzz/`` (``make fuzz-files``); a test checks that
@@ -20,7 +20,7 @@ from pathlib import Path
 
 from ..model import abi
 from ..model.case import MEMORY, POINTER_RESOURCES
-from .corpus import SEEDS
+from .corpus import CGROUP2_SEEDS, SEEDS
 
 NAME = "clone3_target"
 #: The campaign's libFuzzer flags. Long inputs are batches of many cases: grow to them at
@@ -52,8 +52,9 @@ def dictionary_text() -> str:
 
 
 def seed_inputs() -> dict[str, bytes]:
-    """The seed corpus: file name -> input."""
-    lines = [line for line in SEEDS.read_text().splitlines() if line.startswith("{")]
+    """The seed corpus: file name -> input. The cgroup seeds are among them: the decoder
+    drops their cases where the caller cannot have a scratch cgroup."""
+    lines = [line for seeds in (SEEDS, CGROUP2_SEEDS) for line in seeds.read_text().splitlines() if line.startswith("{")]
     return {hashlib.sha1(data).hexdigest(): data for data in (line.encode() + b"\n" for line in lines)}
 
 

@@ -16,7 +16,7 @@ from typing import Any, Callable
 
 from .. import SCHEMA_VERSION, __version__
 from ..campaign import supervisor as campaign
-from ..campaign.corpus import SEEDS, Regression, read_regressions
+from ..campaign.corpus import CGROUP2_SEEDS, SEEDS, Regression, read_regressions
 from ..campaign.decode import decode
 from ..campaign.finding import Finding, fails, from_result, from_violation
 from ..campaign.findings import Store, gather
@@ -106,15 +106,16 @@ def abi_map(sandbox: Sandbox, profile: profiles.Profile) -> dict[str, Any]:
     return {"sizes": sizes, "tail_offsets": TAIL_OFFSETS, "grid": grid, "expected": grid_expected, "flags": flags}
 
 
-def _replay_cases(seeds: Path) -> tuple[list[tuple[str, Case]], list[Regression], list[str]]:
+def _replay_cases(seeds: list[Path]) -> tuple[list[tuple[str, Case]], list[Regression], list[str]]:
     named: list[tuple[str, Case]] = []
     problems = []
-    with open(seeds, "rb") as stream:
-        for where, item in read_jsonl(stream, seeds.name):
-            if isinstance(item, CaseError):
-                problems.append(f"{item} (skipped)")
-            else:
-                named.append((where, item))
+    for path in seeds:
+        with open(path, "rb") as stream:
+            for where, item in read_jsonl(stream, path.name):
+                if isinstance(item, CaseError):
+                    problems.append(f"{item} (skipped)")
+                else:
+                    named.append((where, item))
     regressions = []
     for entry in read_regressions():
         if isinstance(entry, CaseError):
@@ -259,7 +260,7 @@ def run(seconds: int, report_dir: Path, junit: str | None, kernel: str | None = 
         live = live_profile(sandbox, measured)
         profile = profiles.named(kernel, live) if kernel else live
         data.update(profile=profile.to_json(), kernel=profile.release)
-        named, regressions, problems = _replay_cases(SEEDS)
+        named, regressions, problems = _replay_cases([SEEDS, *([CGROUP2_SEEDS] if profile.cgroup2_usable else [])])
         named += effect_cases(profile)
         data["problems"] = problems
         if data.get("bypass"):
