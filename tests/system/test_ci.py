@@ -71,6 +71,12 @@ def test_exit_1_under_a_planted_fault(tmp_path: Path) -> None:
     failures = [c.get("name") for c in ET.parse(tmp_path / "junit.xml").getroot().iter("testcase")
                 if c.find("failure") is not None]
     assert any(name.startswith("finding.size.over_page") for name in failures)
+    # The same folder again, without the fault: the earlier finding is listed, not this run's verdict.
+    again = ci("--time", "3", "--report", str(tmp_path))
+    assert again.returncode == 0, again.stdout + again.stderr
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["findings"] == [] and finding["signature"] in [f["signature"] for f in report["earlier_findings"]]
+    assert "not seen in this run" in (tmp_path / "report.md").read_text()
 
 
 def test_a_budget_the_replay_takes_whole_says_it_did_not_fuzz(tmp_path: Path) -> None:

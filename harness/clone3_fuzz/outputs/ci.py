@@ -179,13 +179,25 @@ def _blocked_finding(profile: profiles.Profile, measured: Any, out: Path, fault:
     store.flush()
 
 
-def _findings(out: Path) -> list[dict[str, Any]]:
-    """Every saved finding, with its reproducer's text for the report."""
-    found = []
+def _sighted(out: Path) -> dict[str, int]:
+    """How often each finding already in ``out`` was seen: a reused report folder keeps
+    earlier runs' findings, and only what this run sees again is its verdict's."""
+    return {meta["signature"]: meta["sightings"].get("count", 0) for meta in gather(str(out / "findings"))}
+
+
+def _findings(out: Path, before: dict[str, int], data: dict[str, Any]) -> None:
+    """This run's findings (new, or seen again: their count grew), each with its
+    reproducer's text, into ``data["findings"]``; those of earlier runs that this one did
+    not see (under another planted fault, say) into ``data["earlier_findings"]``, listed
+    in the report and never failing the run."""
+    data["findings"], data["earlier_findings"] = [], []
     for meta in gather(str(out / "findings")):
+        if meta["sightings"].get("count", 0) <= before.get(meta["signature"], -1):
+            data["earlier_findings"].append({key: meta.get(key) for key in ("signature", "title", "status", "fault")}
+                                            | {"last_seen": meta["sightings"].get("last_seen")})
+            continue
         repro = out / "findings" / meta["signature"] / "repro.c"
-        found.append({**meta, "repro_path": str(repro), "repro": repro.read_text() if repro.exists() else ""})
-    return found
+        data["findings"].append({**meta, "repro_path": str(repro), "repro": repro.read_text() if repro.exists() else ""})
 
 
 def _replay(named: list[tuple[str, Case]], sandbox: Sandbox, profile: profiles.Profile, store: Store,
@@ -210,7 +222,7 @@ def run(seconds: int, report_dir: Path, junit: str | None, kernel: str | None = 
     data: dict[str, Any] = {"tool": "clone3-fuzz", "tool_version": __version__, "schema_version": SCHEMA_VERSION,
                             "started": time.strftime("%Y-%m-%dT%H:%M:%S"), "kernel": os.uname().release,
                             "fault": fault, "fault_description": FAULTS[fault][1] if fault else None,
-                            "discrepancies": [], "findings": [], "flaky": [], "rules": {}, "relation_counts": {},
+                            "discrepancies": [], "findings": [], "earlier_findings": [], "flaky": [], "rules": {}, "relation_counts": {},
                             "counts": {"cases": 0, "relation_checks": 0, "discrepancies": 0}, "problems": [],
                             "phases": {}}
     phase_started = [started]
@@ -232,6 +244,7 @@ def run(seconds: int, report_dir: Path, junit: str | None, kernel: str | None = 
         return code
 
     try:
+        before = _sighted(report_dir)
         if target is not None:
             progress("ci: starting the target")
         sandbox = target() if target is not None else Sandbox(fault=fault)
@@ -255,7 +268,7 @@ def run(seconds: int, report_dir: Path, junit: str | None, kernel: str | None = 
             if unavailable_status(measured.clone3) == ExitStatus.UNAVAILABLE:
                 return finish("clone3-unavailable", ExitStatus.UNAVAILABLE)
             _blocked_finding(live_profile(sandbox, measured), measured, report_dir, fault, elsewhere)
-            data["findings"] = _findings(report_dir)
+            _findings(report_dir, before, data)
             return finish("discrepancy", ExitStatus.DISAGREE)
         live = live_profile(sandbox, measured)
         profile = profiles.named(kernel, live) if kernel else live
@@ -296,7 +309,7 @@ def run(seconds: int, report_dir: Path, junit: str | None, kernel: str | None = 
 
         def tally() -> None:
             data["rules"] = dict(rules)
-            data["findings"] = _findings(report_dir)
+            _findings(report_dir, before, data)
             data["counts"] = {**counts, "discrepancies": len(data["discrepancies"])}
 
         # What is known so far, kept should the campaign end badly (a full disk, a kill).

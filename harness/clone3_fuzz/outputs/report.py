@@ -70,6 +70,11 @@ def _example(d: dict[str, Any]) -> str:
     return f"observed {d.get('observed')}, expected {', '.join(map(str, d.get('expected') or d.get('predicted') or []))}: {case}"
 
 
+def _earlier(report: dict[str, Any]) -> str:
+    return "; ".join(f"{f['signature']} ({f['status']}, last seen {f['last_seen']}"
+                     f"{', under the fault ' + f['fault'] if f.get('fault') else ''})" for f in report["earlier_findings"])
+
+
 # --- Markdown ------------------------------------------------------------------------
 
 def markdown(report: dict[str, Any]) -> str:
@@ -92,6 +97,8 @@ def markdown(report: dict[str, Any]) -> str:
         lines += ["```json", json.dumps(f["case"]), "```", "", f"Reproducer: `{f['repro_path']}`", ""]
     if not report["findings"]:
         lines += ["None.", ""]
+    if report.get("earlier_findings"):
+        lines += [f"Earlier runs' findings in this folder, not seen in this run: {_earlier(report)}", ""]
     lines += ["## Discrepancies, by root cause", ""]
     for group in discrepancy_groups(report):
         lines.append(f"- `{group['root_cause']}` ({group['count']}x), e.g. {_example(group['example'])}")
@@ -222,6 +229,8 @@ def page(report: dict[str, Any]) -> str:
     legend = "".join(f'<span class="key"><span class="swatch" style="background:{c}"></span>{o}</span>'
                      for o, c in COLOURS.items())
     findings = "".join(_finding_html(f) for f in report["findings"]) or "<p>None.</p>"
+    if report.get("earlier_findings"):
+        findings += f"<p>Earlier runs' findings in this folder, not seen in this run: {html.escape(_earlier(report))}</p>"
     discrepancies = "".join(f"<li><code>{html.escape(g['root_cause'])}</code> ({g['count']}&times;), e.g. "
                             f"{html.escape(_example(g['example']))}</li>" for g in discrepancy_groups(report))
     flaky = "".join(f"<li>{html.escape(f['what'])}: {html.escape(json.dumps(f['observed']))}</li>"
