@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import errno
 import os
 import tempfile
 
@@ -20,7 +21,6 @@ ACTIONS = {"SCMP_ACT_KILL": 0x00000000, "SCMP_ACT_KILL_THREAD": 0x00000000, "SCM
 #: enum scmp_compare.
 OPS = {"SCMP_CMP_NE": 1, "SCMP_CMP_LT": 2, "SCMP_CMP_LE": 3, "SCMP_CMP_EQ": 4, "SCMP_CMP_GE": 5, "SCMP_CMP_GT": 6,
        "SCMP_CMP_MASKED_EQ": 7}
-EPERM, ENOSYS = 1, 38
 #: Past the last syscall number any architecture has (x86_64 is near 470): where runc's
 #: stub stops being emulated.
 SYSCALL_CEILING = 1024
@@ -49,16 +49,19 @@ def _libseccomp() -> ctypes.CDLL:
     return lib
 
 
-def _action(name: str, errno: int | None) -> int:
+def _action(name: str, number: int | None) -> int:
     if name not in ACTIONS:
         raise HarnessError(f"--seccomp-profile: unknown action {name}")
-    return ACTIONS[name] | ((errno if errno is not None else EPERM) & 0xFFFF if name == "SCMP_ACT_ERRNO" else 0)
+    return ACTIONS[name] | ((number if number is not None else errno.EPERM) & 0xFFFF if name == "SCMP_ACT_ERRNO" else 0)
+
+
+_LIBC = ctypes.CDLL(None)
 
 
 def _known(lib: ctypes.CDLL, number: int) -> bool:
     name = lib.seccomp_syscall_resolve_num_arch(0, number)  # 0: SCMP_ARCH_NATIVE
     if name:
-        ctypes.CDLL(None).free(ctypes.c_void_p(name))
+        _LIBC.free(ctypes.c_void_p(name))
     return bool(name)
 
 
@@ -90,7 +93,7 @@ def compile_bpf(profile: Profile, runc: bool = False) -> bytes:
             if failed:
                 raise HarnessError(f"--seccomp-profile: libseccomp refused the rule for {rule.name}: "
                                    f"{os.strerror(-failed)}")
-        enosys = ACTIONS["SCMP_ACT_ERRNO"] | ENOSYS
+        enosys = ACTIONS["SCMP_ACT_ERRNO"] | errno.ENOSYS
         if runc and named and default not in (ACTIONS["SCMP_ACT_ALLOW"], ACTIONS["SCMP_ACT_LOG"], enosys):
             for number in range(max(named) + 1, SYSCALL_CEILING):
                 if _known(lib, number) and lib.seccomp_rule_add_array(ctx, enosys, number, 0, None):
