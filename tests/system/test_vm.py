@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -92,6 +93,24 @@ def test_each_fuzzing_worker_boots_its_own_guest(bookworm: Path, tmp_path: Path)
     summary = json.loads((tmp_path / "out" / "campaign.json").read_text())
     assert summary["cases"] > 0 and summary["failed_workers"] == [] and summary["findings"] == []
     assert (tmp_path / "out" / "target-0" / "console.log").exists()
+    # A worker that outlives its grace is SIGKILLed: its guest must die with it.
+    deadline = time.monotonic() + 10
+    while _running(str(tmp_path)) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert _running(str(tmp_path)) == []
+
+
+def _running(naming: str) -> list[str]:
+    """The command lines of the processes whose arguments name ``naming``."""
+    found = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            argv = cmdline.read_bytes().split(b"\0")
+        except OSError:  # gone meanwhile
+            continue
+        if any(naming.encode() in arg for arg in argv):
+            found.append(b" ".join(argv).decode(errors="replace"))
+    return found
 
 
 def test_a_planted_fault_in_the_guest_fails_the_job(bookworm: Path, tmp_path: Path) -> None:

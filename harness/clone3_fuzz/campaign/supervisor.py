@@ -9,7 +9,6 @@ before it moves on.
 
 from __future__ import annotations
 
-import ctypes
 import fcntl
 import io
 import json
@@ -26,6 +25,7 @@ from typing import Any, Callable, TextIO
 from ..atomic import write_text
 from ..exit_status import HarnessError
 from ..model.case import CaseError, read_jsonl
+from ..runtime.program import die_with_parent
 from ..runtime.sandbox import own_cgroups, remove_orphan_cgroups
 from . import libfuzzer
 from .corpus import SEEDS
@@ -136,13 +136,6 @@ STALL = 30.0  # seconds without a stats update, or without starting, before a wo
 #: ... for a worker that boots a VM first: a KVM attempt that hangs, then TCG (runtime/vm.py).
 VM_STALL = 240.0
 RESTARTS = 3  # restarts per worker and campaign: a worker that keeps dying has a cause to report
-PR_SET_PDEATHSIG = 1
-
-
-def _die_with_parent() -> None:
-    """In the worker, before exec: SIGKILL when the supervisor dies, however it dies."""
-    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-
 
 def _cause(returncode: int) -> str:
     if returncode < 0:
@@ -216,7 +209,7 @@ def run(seconds: int, jobs: int, corpus: Path, out: Path, seed: int, kernel: str
         try:
             slot.process = subprocess.Popen(command, executable="/proc/self/exe", stdout=slot.log,
                                             stderr=subprocess.STDOUT, env={**env, "CLONE3_FUZZ_WORKER": str(slot.index)},
-                                            preexec_fn=_die_with_parent)
+                                            preexec_fn=die_with_parent)
         except OSError as e:  # EAGAIN under a pids limit, ENOMEM
             slot.process = None
             slot.done = slot.failed = True

@@ -10,11 +10,13 @@ whatever wrapper the caller names.
 
 from __future__ import annotations
 
+import ctypes
 import hashlib
 import os
 import re
 import select
 import shutil
+import signal
 import subprocess
 import time
 from pathlib import Path
@@ -121,6 +123,16 @@ def _read(stream: IO[bytes], size: int, what: str, within: float | None = None) 
     return data
 
 
+PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent() -> None:
+    """In a child, before exec: SIGKILL when its parent dies, however it dies (a worker
+    killed after its grace must not leave a VM or an emulator running). The signal comes
+    when the thread that started the child ends: start children from the main thread."""
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+
+
 class Program:
     """A :class:`~clone3_fuzz.model.outcome.Runner` through the executor program, started
     as ``wrapper`` says (``["qemu-x86_64", "{exe}"]``; by default the program alone; a
@@ -147,7 +159,7 @@ class Program:
         try:
             with open(log, "ab") if log else open(os.devnull, "wb") as errors:
                 self.process = subprocess.Popen(self.argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                                stderr=errors if log else None)
+                                                stderr=errors if log else None, preexec_fn=die_with_parent)
         except OSError as e:
             raise HarnessError(f"executor program: cannot start {self.argv[0]}: {e.strerror}") from None
         assert self.process.stdin is not None and self.process.stdout is not None
