@@ -5,6 +5,7 @@ the reason, where its tool is not installed (.ci/run installs them)."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -74,3 +75,22 @@ def test_a_target_that_names_no_executor_is_one_line() -> None:
     done = clone3_fuzz("probe", "--target", "true")
     assert done.returncode == 2 and done.stderr.splitlines()[-1] == (
         "clone3-fuzz: --target: 'true' does not name {exe}, the executor it is to run")
+
+
+#: clone3-fuzz itself inside a pid namespace with a /proc of its own, as in a container:
+#: /proc shows no level above its own.
+CONTAINED = ("unshare", "--pid", "--fork", "--mount-proc")
+
+
+def test_run_inside_a_container_its_hidden_pid_levels_are_not_guessed(tmp_path: Path) -> None:
+    if shutil.which("unshare") is None or os.geteuid() != 0:
+        pytest.skip("needs root and util-linux's unshare")
+    probe = clone3_fuzz("probe", "--json", prefix=CONTAINED)
+    measured = json.loads(probe.stdout)
+    assert measured["machine"]["outer_levels_known"] is False, probe.stdout
+    # One level more than this /proc shows: three set_tid levels are not too many (the
+    # sandbox adds one), and the outermost pid may be in use or free.
+    case = '{"size": 88, "set_tid": [3000, 3001, 3002], "set_tid_size": 3}'
+    done = clone3_fuzz("run", "--json", case, prefix=CONTAINED)
+    assert done.returncode == 0 and json.loads(done.stdout)["verdict"] == "agree", done.stdout + done.stderr
+    assert json.loads(clone3_fuzz("probe", "--json").stdout)["machine"]["outer_levels_known"] is True  # outside it

@@ -44,8 +44,9 @@ class Machine:
     exhausted_namespaces: frozenset[str]  # user.max_<type>_namespaces is 0
     procfs_effects: bool = True  # /proc shows NSpid, so the executor can look at a child through it
     # The caller's pid level and outer pid_max are this machine's as seen from here. Under a
-    # wrapper (bwrap, a container) the executor may sit in namespaces of the wrapper's that
-    # no /proc of ours shows, and its own /proc starts below them: not known.
+    # wrapper (bwrap, a container), or run inside a container, the executor may sit in pid
+    # namespaces that no /proc it can read shows (a container's /proc starts at its own
+    # level): not known.
     outer_levels_known: bool = True
 
 

@@ -42,9 +42,9 @@ _COMPANIONS = {
 }
 
 
-def _status_field(name: str) -> str | None:
+def _status_field(name: str, pid: str = "self") -> str | None:
     try:
-        with open("/proc/self/status") as f:
+        with open(f"/proc/{pid}/status") as f:
             for line in f:
                 key, _, value = line.partition(":")
                 if key == name:
@@ -97,6 +97,30 @@ def _processes_of(uid: int) -> int:
     return count
 
 
+#: The initial pid namespace's inode (include/linux/proc_ns.h, fixed since 3.8).
+PROC_PID_INIT_INO = 0xEFFFFFFC
+
+
+def _levels_known() -> bool:
+    """Whether NSpid lists every level down from the initial pid namespace, that is,
+    whether this /proc belongs to it. In a container /proc is the container's own: NSpid
+    starts at its level and the levels above are not shown. The first process up our
+    ancestry with a single NSpid entry lives in this /proc's namespace; where its
+    namespace cannot be read (no ptrace rights over it), the answer is no."""
+    pid = "self"
+    for _ in range(64):  # MAX_PID_NS_LEVEL levels, and some ancestors within each
+        nspid, parent = (_status_field("NSpid", pid) or "").split(), _status_field("PPid", pid) or "0"
+        if len(nspid) == 1:
+            try:
+                return os.stat(f"/proc/{pid}/ns/pid").st_ino == PROC_PID_INIT_INO
+            except OSError:
+                return False
+        if not nspid or parent == "0":
+            return False
+        pid = parent
+    return False
+
+
 def machine() -> Machine:
     """The machine facts some outcomes hang on, from /proc and the rlimits."""
     nspid = (_status_field("NSpid") or "").split()
@@ -109,7 +133,7 @@ def machine() -> Machine:
         exhausted_namespaces=frozenset(n for n in profiles.NAMESPACES
                                        if _read(f"/proc/sys/user/max_{n}_namespaces") == "0"),
         # The executor's own test (own_level() in executor.c): the same /proc, the same answer.
-        procfs_effects=bool(nspid),
+        procfs_effects=bool(nspid), outer_levels_known=_levels_known(),
     )
 
 
