@@ -77,6 +77,14 @@ def test_a_target_that_names_no_executor_is_one_line() -> None:
         "clone3-fuzz: --target: 'true' does not name {exe}, the executor it is to run")
 
 
+def test_a_target_that_will_not_start_says_why_in_one_line() -> None:
+    # As docker does when its runtime refuses the container (crun 1.8 on hybrid cgroups).
+    refusal = "docker: Error response from daemon: OCI runtime create failed"
+    done = clone3_fuzz("probe", "--target", f"sh -c 'echo >&2; echo {refusal} >&2; echo more >&2; exit 125' {{exe}}")
+    assert done.returncode == 2 and done.stderr.splitlines()[-1] == (
+        f"clone3-fuzz: executor program: nothing came before it ended (its greeting); it said: {refusal}")
+
+
 #: clone3-fuzz itself inside a pid namespace with a /proc of its own, as in a container:
 #: /proc shows no level above its own.
 CONTAINED = ("unshare", "--pid", "--fork", "--mount-proc")

@@ -126,6 +126,16 @@ def _read(stream: IO[bytes], size: int, what: str, within: float | None = None) 
 PR_SET_PDEATHSIG = 1
 
 
+def _first_line(log: Path, offset: int) -> str | None:
+    """The first non-blank line written to ``log`` past ``offset``."""
+    try:
+        with open(log, "rb") as f:
+            f.seek(offset)
+            return next((line.strip() for line in f.read().decode(errors="replace").splitlines() if line.strip()), None)
+    except OSError:
+        return None
+
+
 def die_with_parent() -> None:
     """In a child, before exec: SIGKILL when its parent dies, however it dies (a worker
     killed after its grace must not leave a VM or an emulator running). The signal comes
@@ -156,6 +166,7 @@ class Program:
         self.name = name or " ".join(self.argv)
         self.env = {"cgroup_fd": -1, "timeout_ms": timeout_ms, "fault": FAULTS[fault][0] if fault else 0, "pad": 0}
         self.batch_size, self.isolation, self.executors = batch_size, "", 0
+        said = log.stat().st_size if log and log.exists() else 0  # where this start's words begin
         try:
             with open(log, "ab") if log else open(os.devnull, "wb") as errors:
                 self.process = subprocess.Popen(self.argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
@@ -166,10 +177,11 @@ class Program:
         self._in, self._out = self.process.stdin, self.process.stdout
         try:
             greeting = _read(self._out, ffi.sizeof("struct c3_hello"), "its greeting", within=greeting_s)
-        except HarnessError:
+        except HarnessError as e:
             self.process.kill()
             self.process.wait()
-            raise
+            first = _first_line(log, said) if log else None  # a wrapper's refusal (docker's "OCI runtime create failed")
+            raise HarnessError(f"{e}; it said: {first[:200]}" if first else str(e)) from None
         hello = _struct("struct c3_hello", greeting)
         if hello.magic != lib.C3_PROGRAM_MAGIC or hello.outcome_size != ffi.sizeof("struct c3_outcome"):
             raise HarnessError(f"executor program: {self.argv[0]} does not speak this version of the protocol")
