@@ -76,3 +76,38 @@ def test_a_profile_that_does_not_parse_is_one_line(tmp_path: Path) -> None:
     (tmp_path / "bad.json").write_text("{not json")
     done = clone3_fuzz("probe", "--seccomp-profile", str(tmp_path / "bad.json"))
     assert done.returncode == 2 and "not an OCI seccomp profile" in done.stderr.splitlines()[-1]
+
+
+def _own(folder: Path, rule: dict) -> Path:
+    """A profile that allows everything but answers clone3 by ``rule``."""
+    path = folder / "profile.json"
+    path.write_text(json.dumps({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["clone3"], **rule}]}))
+    return path
+
+
+@pytest.mark.parametrize("rule,answer", [
+    ({"action": "SCMP_ACT_KILL_PROCESS"}, "SIGSYS"),
+    ({"action": "SCMP_ACT_TRAP"}, "SIGSYS"),
+    ({"action": "SCMP_ACT_ERRNO", "errnoRet": 95}, "ENOTSUP"),  # any errno but ENOSYS
+], ids=["kill", "trap", "eopnotsupp"])
+def test_a_profile_that_refuses_every_clone3_otherwise_is_the_blocked_finding(rule: dict, answer: str,
+                                                                             tmp_path: Path) -> None:
+    done = clone3_fuzz("ci", "--time", "10", "--seccomp-profile", str(_own(tmp_path, rule)), "--report",
+                       str(tmp_path / "report"), timeout=300)
+    report = json.loads((tmp_path / "report" / "report.json").read_text())
+    assert done.returncode == 1 and report["target"]["classification"] == f"{answer} for every call", done.stderr
+    assert "glibc does not fall back" in report["clone3_cause"] or "the caller is killed (SIGSYS)" in report["clone3_cause"]
+    assert [f["rule"] for f in report["findings"]] == ["entry.blocked"] and not report.get("harness")
+
+
+def test_a_profile_that_refuses_only_large_structs_is_partial(tmp_path: Path) -> None:
+    # Argument 1 is the size: EPERM above 88 bytes (a profile written for one struct).
+    rule = {"action": "SCMP_ACT_ERRNO", "errnoRet": 1, "args": [{"index": 1, "value": 88, "op": "SCMP_CMP_GT"}]}
+    done = clone3_fuzz("ci", "--time", "10", "--seccomp-profile", str(_own(tmp_path, rule)), "--report",
+                       str(tmp_path / "report"), timeout=300)
+    report = json.loads((tmp_path / "report" / "report.json").read_text())
+    classification = report["target"]["classification"]
+    assert done.returncode == 1 and classification.startswith("partial: ") and "(EPERM)" in classification
+    assert "glibc does not fall back on EPERM" in classification
+    assert report["findings"] and all(f["observed"] == "EPERM" for f in report["findings"])
+    assert f"Target: the seccomp profile {tmp_path / 'profile.json'}: partial" in (tmp_path / "report" / "report.md").read_text()

@@ -12,8 +12,9 @@ from clone3_fuzz.model.case import CaseError
 DATA = Path(__file__).resolve().parents[1] / "data" / "seccomp"
 
 
-def profile(name: str, caps: frozenset[str] = seccomp.DOCKER_CAPS, machine: str = "x86_64") -> seccomp.Profile:
-    return seccomp.load((DATA / f"{name}.json").read_text(), machine, caps)
+def profile(name: str, caps: frozenset[str] = seccomp.DOCKER_CAPS, machine: str = "x86_64",
+            release: str = "6.18.44") -> seccomp.Profile:
+    return seccomp.load((DATA / f"{name}.json").read_text(), machine, release, caps)
 
 
 def test_docker_s_default_answers_enosys_to_clone3_and_filters_clone_by_flags() -> None:
@@ -55,4 +56,17 @@ def test_arch_rules_follow_the_machine() -> None:
 
 def test_a_file_that_is_no_profile_is_named() -> None:
     with pytest.raises(CaseError, match="bad.json: seccomp: not an OCI seccomp profile"):
-        seccomp.load("{}", "x86_64", where="bad.json")
+        seccomp.load("{}", "x86_64", "6.18", where="bad.json")
+
+
+def test_min_kernel_rules_follow_the_kernel_they_are_applied_on() -> None:
+    # moby's default allows ptrace from 4.8 on (includes.minKernel); excludes.minKernel
+    # drops a rule from that version on (moby's seccomp_linux.go).
+    assert "ptrace" in {rule.name for rule in profile("docker-default").rules}
+    assert "ptrace" not in {rule.name for rule in profile("docker-default", release="4.4.0-210-generic").rules}
+    text = ('{"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["clone3"], "action": "SCMP_ACT_ERRNO", '
+            '"errnoRet": 38, "excludes": {"minKernel": "5.3"}}]}')
+    assert seccomp.load(text, "x86_64", "5.2.21").clone3() == "errno 38"
+    assert seccomp.load(text, "x86_64", "5.3.0").clone3() == "allow"
+    with pytest.raises(CaseError, match="p.json: seccomp: excludes.minKernel 'new' is not a kernel version"):
+        seccomp.load(text.replace('"5.3"', '"new"'), "x86_64", "6.18", where="p.json")

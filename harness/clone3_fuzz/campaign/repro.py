@@ -52,6 +52,8 @@ static const char *errno_or_success(const struct c3_outcome *o, char *buf, size_
 		return "harness-crash";
 	if (o->kind == C3_OUT_TIMEOUT)
 		return "harness-timeout";
+	if (o->kind == C3_OUT_SIGSYS)
+		return "SIGSYS";
 	if (o->kind != C3_OUT_RETURNED)
 		return "not-run";
 	for (size_t i = 0; i < sizeof(errnos) / sizeof(errnos[0]); i++)

@@ -12,12 +12,15 @@ from .effects import keyed
 SUCCESS = "success"
 HARNESS_CRASH = "harness-crash"
 HARNESS_TIMEOUT = "harness-timeout"
+#: The call killed its caller: a seccomp filter's SCMP_ACT_KILL or SCMP_ACT_TRAP answer.
+SIGSYS = "SIGSYS"
 
 
 @dataclass(frozen=True)
 class Outcome:
     """What one call did: ``observed`` is ``"success"``, an errno name such as
-    ``"E2BIG"``, ``"harness-crash"`` or ``"harness-timeout"``; ``detail`` says more
+    ``"E2BIG"``, ``"SIGSYS"`` (a filter killed the caller), ``"harness-crash"`` or
+    ``"harness-timeout"``; ``detail`` says more
     (the child's pid, the signal that killed the executor); ``effects`` is what else the
     call did, in the words of :mod:`.effects` (``"parent_tid=pid,signal=SIGCHLD"``), empty
     where it did nothing that can be seen."""

@@ -7,6 +7,7 @@ compiles the rules with libseccomp.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from typing import Any, Sequence
 
@@ -74,30 +75,47 @@ class Profile:
         return denied
 
 
-def _applies(entry: dict[str, Any], arch: str, caps: frozenset[str]) -> bool:
+def _version(text: str, what: str, where: str) -> tuple[int, int]:
+    """``major.minor`` of a kernel release, as moby compares minKernel (the rest ignored)."""
+    match = re.match(r"(\d+)\.(\d+)", str(text))
+    if not match:
+        raise CaseError("seccomp", f"{what} {text!r} is not a kernel version", where)
+    return int(match[1]), int(match[2])
+
+
+def _applies(entry: dict[str, Any], arch: str, caps: frozenset[str], kernel: tuple[int, int], where: str) -> bool:
+    """Whether a rule holds, as moby decides: excludes first, then includes; caps are
+    all-of to include and any-of to exclude; minKernel compares with the kernel the
+    profile is applied on (an included rule needs it at least that, an excluded one goes
+    from that version on)."""
     includes, excludes = entry.get("includes") or {}, entry.get("excludes") or {}
+    if excludes.get("arches") and arch in excludes["arches"]:
+        return False
+    if excludes.get("caps") and set(excludes["caps"]) & caps:
+        return False
+    if excludes.get("minKernel") and kernel >= _version(excludes["minKernel"], "excludes.minKernel", where):
+        return False
     if includes.get("arches") and arch not in includes["arches"]:
         return False
     if includes.get("caps") and not set(includes["caps"]) <= caps:
         return False
-    if excludes.get("arches") and arch in excludes["arches"]:
-        return False
-    return not (excludes.get("caps") and set(excludes["caps"]) & caps)
+    return not (includes.get("minKernel") and kernel < _version(includes["minKernel"], "includes.minKernel", where))
 
 
-def load(text: str, machine: str, caps: frozenset[str] = DOCKER_CAPS, where: str = "profile") -> Profile:
-    """The rules of an OCI/Docker profile that apply on ``machine`` (``uname -m``) to a
-    container with ``caps``; raises CaseError naming what is wrong."""
+def load(text: str, machine: str, release: str, caps: frozenset[str] = DOCKER_CAPS, where: str = "profile") -> Profile:
+    """The rules of an OCI/Docker profile that apply on ``machine`` (``uname -m``) with
+    the kernel ``release`` (``uname -r``) to a container with ``caps``; raises CaseError
+    naming what is wrong."""
     try:
         data = json.loads(text)
         default = data["defaultAction"]
         entries: Sequence[dict[str, Any]] = data.get("syscalls") or []
     except (ValueError, KeyError, TypeError) as e:
         raise CaseError("seccomp", f"not an OCI seccomp profile ({e})", where) from None
-    arch = ARCHES.get(machine, machine)
+    arch, kernel = ARCHES.get(machine, machine), _version(release, "the kernel release", where)
     rules = []
     for entry in entries:
-        if not isinstance(entry, dict) or not _applies(entry, arch, caps):
+        if not isinstance(entry, dict) or not _applies(entry, arch, caps, kernel, where):
             continue
         names = entry.get("names") or ([entry["name"]] if "name" in entry else [])
         args = tuple((int(a["index"]), str(a["op"]), int(a["value"]), int(a.get("valueTwo") or 0))

@@ -70,6 +70,13 @@ def _example(d: dict[str, Any]) -> str:
     return f"observed {d.get('observed')}, expected {', '.join(map(str, d.get('expected') or d.get('predicted') or []))}: {case}"
 
 
+def _target(report: dict[str, Any]) -> str:
+    """What ran the cases when it was not this machine's kernel as it is, and its clone3."""
+    target = report["target"]
+    what = target.get("command") or f"the kernel {target.get('image')} in a VM ({target.get('accel')})"
+    return f"{what}: {target.get('classification', 'not classified')}"
+
+
 def _earlier(report: dict[str, Any]) -> str:
     return "; ".join(f"{f['signature']} ({f['status']}, last seen {f['last_seen']}"
                      f"{', under the fault ' + f['fault'] if f.get('fault') else ''})" for f in report["earlier_findings"])
@@ -82,6 +89,8 @@ def markdown(report: dict[str, Any]) -> str:
     lines = ["# clone3-fuzz report", "", f"**{_headline(report)}**", ""]
     if report.get("fault"):
         lines += [f"Planted fault: `{report['fault']}`: {report.get('fault_description', '')}", ""]
+    if report.get("target"):
+        lines += [f"Target: {_target(report)}", ""]
     if report.get("clone3_cause"):
         lines += [f"clone3 is unavailable: {report['clone3_cause']}", ""]
     lines += ["## Findings", ""]
@@ -261,7 +270,7 @@ table {{ border-collapse: collapse; font-size: 13px; }} td, th {{ border: 1px so
 </style></head><body>
 <h1>clone3-fuzz report</h1>
 <p class="status-{html.escape(report['status'])}"><b>{html.escape(_headline(report))}</b></p>
-{fault}<p>{html.escape(report.get('clone3_cause') or '')}</p>
+{fault}{f"<p>Target: {html.escape(_target(report))}</p>" if report.get("target") else ""}<p>{html.escape(report.get('clone3_cause') or '')}</p>
 <p>{legend}</p>
 {maps}
 <h2>Oracle rules exercised</h2>{_bars(report['rules'], 'rule-coverage')}

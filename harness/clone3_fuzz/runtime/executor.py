@@ -16,7 +16,7 @@ from typing import Iterable
 from ..model import abi
 from ..model.case import CGROUP_RESOURCE, SET_TID_LIST, Case
 from ..model.memo import Memo
-from ..model.outcome import HARNESS_CRASH, HARNESS_TIMEOUT, SUCCESS, Outcome
+from ..model.outcome import HARNESS_CRASH, HARNESS_TIMEOUT, SIGSYS, SUCCESS, Outcome
 from ._executor import ffi, lib
 
 _MEMORY = {"mapped": lib.C3_MEM_MAPPED, "guard": lib.C3_MEM_GUARD, "null": lib.C3_MEM_NULL, "unmapped": lib.C3_MEM_UNMAPPED}
@@ -94,6 +94,8 @@ def decode_outcome(raw: ffi.CData) -> Outcome | None:
         status = raw.status
         how = f"killed by {_signal_name(os.WTERMSIG(status))}" if os.WIFSIGNALED(status) else f"exit status {os.WEXITSTATUS(status)}"
         return Outcome(HARNESS_CRASH, f"executor {how}")
+    if raw.kind == lib.C3_OUT_SIGSYS:
+        return Outcome(SIGSYS, "a seccomp filter killed the caller in clone3 (SCMP_ACT_KILL or SCMP_ACT_TRAP)")
     if raw.kind == lib.C3_OUT_TIMEOUT:
         return Outcome(HARNESS_TIMEOUT, "no progress within the per-case timeout")
     return None

@@ -22,8 +22,12 @@ from ..model.measurement import Machine, Measurement, Privilege
 from .sandbox import Sandbox, ScratchCgroup, cgroup2_mount
 
 CAP_SYS_ADMIN = 21
-#: What a size-0 call gives where clone3 is missing or filtered (EPERM: older container profiles).
-UNAVAILABLE = ("ENOSYS", "EPERM")
+#: What a size-0 call gives where clone3 is missing or filtered (EPERM: older container
+#: profiles; SIGSYS: a filter that kills the caller).
+UNAVAILABLE = ("ENOSYS", "EPERM", "SIGSYS")
+#: Calls a kernel answers in two ways before touching memory: EINVAL (size 0, a deprecated
+#: flag) and E2BIG (over a page). One answer for all three is a blanket refusal.
+_BLANKET = ({"size": 0, "memory": "null"}, {"size": 4097, "memory": "null"}, {"size": 88, "flags": "CLONE_DETACHED"})
 #: The one errno glibc (2.34 and later) takes as "no clone3" and falls back to clone() on;
 #: any other errno for every call makes pthread_create and posix_spawn fail (moby#42680).
 FALLBACK = "ENOSYS"
@@ -170,8 +174,7 @@ def address_bits(arch: str) -> int | None:
 def _missing_cause(observed: str, release: str, seccomp: str | None) -> str:
     if observed != FALLBACK:
         who = "probably a seccomp filter (Seccomp: 2 in /proc/self/status)" if seccomp == "2" else "an LSM or a sandbox"
-        return (f"every clone3 gave {observed}, from {who}: glibc does not fall back on {observed}; "
-                f"pthread_create and posix_spawn fail")
+        return f"every clone3 gave {observed}, from {who}: {consequence(observed)}"
     if seccomp == "2":
         return f"probably a seccomp filter (Seccomp: 2 in /proc/self/status; clone3 gave {observed})"
     if observed == "ENOSYS":
@@ -224,19 +227,30 @@ def _boundary(sandbox: Sandbox, make: Callable[[int], Case], rejected: str, hi: 
     return hi
 
 
+def consequence(observed: str) -> str:
+    """What a refusal of every clone3 does to its callers."""
+    if observed == FALLBACK:
+        return "glibc falls back to clone()"
+    if observed == "SIGSYS":
+        return "the caller is killed (SIGSYS), so glibc cannot fall back; pthread_create and posix_spawn kill their process"
+    return f"glibc does not fall back on {observed}; pthread_create and posix_spawn fail"
+
+
 def availability(sandbox: Sandbox) -> tuple[str, str | None]:
     """What a size-0 call gives (EINVAL wherever clone3 exists: size < 64 is checked before
     any user access), and why clone3 is missing, or None when it is not. Only a refusal
-    to run means no clone3; any other wrong answer is a clone3 to judge."""
-    exists = sandbox.run([parse({"size": 0, "memory": "null"})])[0].observed
-    if exists not in UNAVAILABLE:
+    to run means no clone3: an answer no kernel gives to size 0 (:data:`UNAVAILABLE`), or
+    one answer to all of :data:`_BLANKET` (EOPNOTSUPP from a filter, say). Any other wrong
+    answer is a clone3 to judge."""
+    answers = [o.observed for o in sandbox.run([parse(case) for case in _BLANKET])]
+    exists = answers[0]
+    blanket = len(set(answers)) == 1 and exists != "EINVAL" and not exists.startswith("harness-")
+    if exists not in UNAVAILABLE and not blanket:
         return exists, None
     target = getattr(sandbox, "describe", None)
     if target is not None:  # an emulator or a sandbox answers for the kernel
         what = target()
-        fallback = ("glibc falls back to clone()" if exists == FALLBACK else
-                    f"glibc does not fall back on {exists}; pthread_create and posix_spawn fail")
-        return exists, f"{what.get('command') or what.get('image')} gives {exists} for every clone3: {fallback}"
+        return exists, f"{what.get('command') or what.get('image')} gives {exists} for every clone3: {consequence(exists)}"
     return exists, _missing_cause(exists, platform.release(), _status_field("Seccomp"))
 
 

@@ -22,6 +22,7 @@ from ..exit_status import HarnessError
 from ..model import abi, seccomp
 from ..model.case import CaseError, parse
 from ..model.measurement import Measurement
+from .probe import consequence
 from .program import Program
 from .seccomp import compile_bpf
 from .vm import VM
@@ -78,7 +79,7 @@ class Filtered(Program):
         except OSError as e:
             raise HarnessError(f"--seccomp-profile: {path}: {e.strerror}") from None
         try:
-            self.profile = seccomp.load(text, os.uname().machine, caps, where=path)
+            self.profile = seccomp.load(text, os.uname().machine, os.uname().release, caps, where=path)
         except CaseError as e:
             raise HarnessError(f"--seccomp-profile: {e}") from None
         os.makedirs(workdir, exist_ok=True)
@@ -106,6 +107,8 @@ def classify(measured: Measurement, refused: Sequence[str] = ()) -> str:
     with its struct size."""
     if measured.clone3 != "available":
         return f"{measured.clone3} for every call"
+    struct = f"a {measured.struct_size}-byte struct" if measured.struct_size else "a struct of unmeasured size"
     if refused:
-        return f"partial: a clone3 with a {measured.struct_size}-byte struct, refusing some calls ({', '.join(refused)})"
-    return f"a real clone3 with a {measured.struct_size}-byte struct"
+        return (f"partial: a clone3 with {struct}, refusing some calls ({', '.join(refused)}); where it refuses, "
+                + "; ".join(consequence(errno) for errno in refused))
+    return f"a real clone3 with {struct}"

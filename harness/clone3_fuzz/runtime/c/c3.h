@@ -41,6 +41,7 @@
 #define C3_OUT_KILLED_BY_CHILD 2 /* exit_signal SIGKILL killed the executor: the call succeeded */
 #define C3_OUT_CRASH 3       /* the executor died; status holds its wait status */
 #define C3_OUT_TIMEOUT 4     /* the executor was killed after the per-case timeout */
+#define C3_OUT_SIGSYS 5      /* a seccomp filter killed the executor in clone3 (KILL or TRAP) */
 
 /* How the sandbox isolated the batch (struct c3_batch_info.isolation). */
 #define C3_ISO_PIDNS 1       /* init of a fresh pid namespace */
@@ -128,7 +129,8 @@ struct c3_outcome {
 	uint8_t vfork;        /* CLONE_VFORK: 1 when the child was exiting as the call returned */
 	uint8_t cgroup;       /* CLONE_INTO_CGROUP: 1 when the child is in the batch's cgroup */
 	uint8_t ns;           /* C3_NS_*: namespaces the child does not share with the executor */
-	uint8_t pad[5];
+	uint8_t in_call;      /* 1 while the executor is inside clone3 (a death then is the call's) */
+	uint8_t pad[4];
 };
 
 /* Planted faults (faults.c): clone3 made to misbehave, for the selftest. */

@@ -634,7 +634,9 @@ int c3_execute(const uint8_t *blob, size_t len, uint32_t first, uint32_t n,
 		out[i].child_signal = exit_signal <= INT32_MAX ? (int32_t)exit_signal : -1;
 		/* The flags as the case gave them: a planted fault may rewrite the struct. */
 		flags = read_field(buf, readable, C3_OFF_FLAGS);
+		__atomic_store_n(&out[i].in_call, 1, __ATOMIC_RELAXED);
 		ret = c3_clone3(buf, c->size, flags & C3_CLONE_VFORK ? &vfork_linger : NULL);
+		__atomic_store_n(&out[i].in_call, 0, __ATOMIC_RELAXED);
 		out[i].ret = ret;
 		if (c->nrefs)
 			read_words(&out[i], c, readable);

@@ -349,6 +349,11 @@ static void bury(struct c3_outcome *o, int status, int timed_out)
 		/* Nobody else sends SIGKILL here: it is the exit_signal of the child this very
 		 * call created, so the call succeeded. */
 		o->kind = C3_OUT_KILLED_BY_CHILD;
+	} else if (WIFSIGNALED(status) && WTERMSIG(status) == SIGSYS && o->in_call) {
+		/* Only seccomp kills a task in a syscall with SIGSYS (SECCOMP_RET_KILL_*, and
+		 * RET_TRAP forced through the executor's blocked mask): a filter answered
+		 * clone3 itself, as it would have answered any caller. */
+		o->kind = C3_OUT_SIGSYS;
 	} else {
 		o->kind = C3_OUT_CRASH;
 		o->status = status;
