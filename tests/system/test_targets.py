@@ -82,7 +82,8 @@ def test_a_target_that_will_not_start_says_why_in_one_line() -> None:
     refusal = "docker: Error response from daemon: OCI runtime create failed"
     done = clone3_fuzz("probe", "--target", f"sh -c 'echo >&2; echo {refusal} >&2; echo more >&2; exit 125' {{exe}}")
     assert done.returncode == 2 and done.stderr.splitlines()[-1] == (
-        f"clone3-fuzz: executor program: nothing came before it ended (its greeting); it said: {refusal}")
+        f"clone3-fuzz: executor program: nothing came before it ended (its greeting); it exited with status 125; "
+        f"it said: {refusal}")
 
 
 #: clone3-fuzz itself inside a pid namespace with a /proc of its own, as in a container:

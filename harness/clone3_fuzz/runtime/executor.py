@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import errno
 import os
-import signal
 from typing import Iterable
 
 from ..model import abi
 from ..model.case import CGROUP_RESOURCE, SET_TID_LIST, Case
+from ..model.effects import signal_name
 from ..model.memo import Memo
 from ..model.outcome import HARNESS_CRASH, HARNESS_TIMEOUT, SIGSYS, SUCCESS, Outcome
 from ._executor import ffi, lib
@@ -65,13 +65,6 @@ def errno_name(number: int) -> str:
     return errno.errorcode.get(number, f"errno-{number}")
 
 
-def _signal_name(number: int) -> str:
-    try:
-        return signal.Signals(number).name
-    except ValueError:
-        return f"signal {number}"
-
-
 _TEXT = ffi.new("char[]", lib.C3_EFFECTS_TEXT)
 
 
@@ -92,7 +85,7 @@ def decode_outcome(raw: ffi.CData) -> Outcome | None:
         return Outcome(SUCCESS, "the child's exit_signal SIGKILL killed the executor", _effects(raw))
     if raw.kind == lib.C3_OUT_CRASH:
         status = raw.status
-        how = f"killed by {_signal_name(os.WTERMSIG(status))}" if os.WIFSIGNALED(status) else f"exit status {os.WEXITSTATUS(status)}"
+        how = f"killed by {signal_name(os.WTERMSIG(status))}" if os.WIFSIGNALED(status) else f"exit status {os.WEXITSTATUS(status)}"
         return Outcome(HARNESS_CRASH, f"executor {how}")
     if raw.kind == lib.C3_OUT_SIGSYS:
         return Outcome(SIGSYS, "a seccomp filter killed the caller in clone3 (SCMP_ACT_KILL or SCMP_ACT_TRAP)")

@@ -25,6 +25,7 @@ from typing import IO, Any, Sequence
 from ..exit_status import HarnessError
 from ..model.case import Case
 from ..model.constants import read_strings
+from ..model.effects import signal_name
 from ..model.outcome import Outcome
 from ._executor import ffi, lib
 from .executor import decode_outcome, encode_batch
@@ -166,7 +167,7 @@ class Program:
         self.name = name or " ".join(self.argv)
         self.env = {"cgroup_fd": -1, "timeout_ms": timeout_ms, "fault": FAULTS[fault][0] if fault else 0, "pad": 0}
         self.batch_size, self.isolation, self.executors = batch_size, "", 0
-        said = log.stat().st_size if log and log.exists() else 0  # where this start's words begin
+        self.log, self.said = log, log.stat().st_size if log and log.exists() else 0  # where this start's words begin
         try:
             with open(log, "ab") if log else open(os.devnull, "wb") as errors:
                 self.process = subprocess.Popen(self.argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
@@ -178,10 +179,7 @@ class Program:
         try:
             greeting = _read(self._out, ffi.sizeof("struct c3_hello"), "its greeting", within=greeting_s)
         except HarnessError as e:
-            self.process.kill()
-            self.process.wait()
-            first = _first_line(log, said) if log else None  # a wrapper's refusal (docker's "OCI runtime create failed")
-            raise HarnessError(f"{e}; it said: {first[:200]}" if first else str(e)) from None
+            raise self._failed(e) from None
         hello = _struct("struct c3_hello", greeting)
         if hello.magic != lib.C3_PROGRAM_MAGIC or hello.outcome_size != ffi.sizeof("struct c3_outcome"):
             raise HarnessError(f"executor program: {self.argv[0]} does not speak this version of the protocol")
@@ -213,10 +211,13 @@ class Program:
             self._in.flush()
         except BrokenPipeError:
             raise HarnessError(f"executor program: {self.argv[0]} stopped reading") from None
-        reply = _struct("struct c3_reply", _read(self._out, ffi.sizeof("struct c3_reply"), "its answer"))
+        try:
+            reply = _struct("struct c3_reply", _read(self._out, ffi.sizeof("struct c3_reply"), "its answer"))
+            coded = _read_coded(self._out, reply.n * ffi.sizeof("struct c3_outcome"), "its outcomes")
+        except HarnessError as e:
+            raise self._failed(e) from None
         out = ffi.new("struct c3_outcome[]", max(1, reply.n))
-        ffi.memmove(out, _read_coded(self._out, reply.n * ffi.sizeof("struct c3_outcome"), "its outcomes"),
-                    reply.n * ffi.sizeof("struct c3_outcome"))
+        ffi.memmove(out, coded, reply.n * ffi.sizeof("struct c3_outcome"))
         self.isolation = ISOLATION.get(reply.info.isolation, self.isolation)
         self.executors += reply.info.executors
         if reply.info.error:
@@ -225,6 +226,24 @@ class Program:
         if any(o is None for o in decoded):
             raise HarnessError(f"executor program: {sum(o is None for o in decoded)} cases not run")
         return decoded  # type: ignore[return-value]  # none is None by now
+
+    def _failed(self, error: HarnessError) -> HarnessError:
+        """``error`` with how the program ended (a seccomp profile that kills it: SIGSYS)
+        and the first line it wrote to its log (docker's "OCI runtime create failed"). A
+        program that is still there is killed, and that ending is ours, not told."""
+        try:
+            ended = self.process.wait(timeout=1)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+            ended = None
+        words = [str(error)]
+        if ended is not None:
+            words.append(f"it was killed by {signal_name(-ended)}" if ended < 0 else f"it exited with status {ended}")
+        first = _first_line(self.log, self.said) if self.log else None
+        if first:
+            words.append(f"it said: {first[:200]}")
+        return HarnessError("; ".join(words))
 
     def close(self) -> None:
         """Ends the program (the end of its input) and waits for it."""
