@@ -407,10 +407,13 @@ def cmd_ci(args: argparse.Namespace) -> int:
     folder = Path(args.report).resolve() if args.report else _report_folder(base)
     try:
         folder.mkdir(parents=True, exist_ok=True)
+        held = campaign.hold(folder, "ci", "--report")  # two jobs would write over each other's reports
         if not args.report:
             _point_latest(base, folder)
     except OSError as e:
         _die(f"--report: {folder}: {e.strerror}")
+    except HarnessError as e:
+        _die(str(e))
     junit = str(Path(args.junit).resolve()) if args.junit else None
     lines: list[str] = []
     quiet = args.json or args.ktap  # stdout is the document's
@@ -422,6 +425,7 @@ def cmd_ci(args: argparse.Namespace) -> int:
     if quiet:
         report_json = (folder / "report.json").read_text()
         print(report.ktap(json.loads(report_json)) if args.ktap else report_json, end="")
+    held.close()
     return KSELFTEST.get(code, code) if args.ktap else code
 
 

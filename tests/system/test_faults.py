@@ -228,6 +228,21 @@ def test_two_campaigns_never_share_an_out_folder(tmp_path: Path) -> None:
     assert "another campaign is using it" in second.stderr
 
 
+def test_two_ci_jobs_never_share_a_report_folder(tmp_path: Path) -> None:
+    report = tmp_path / "report"
+    first = _spawn("ci", "--time", "20", "--report", str(report))
+    deadline = time.monotonic() + 60
+    while not (report / "report.json").exists() and time.monotonic() < deadline:  # past its replay
+        time.sleep(0.2)
+    second = subprocess.run([sys.executable, "-m", "clone3_fuzz", "ci", "--time", "5", "--report", str(report)],
+                            cwd=ROOT, capture_output=True, text=True, timeout=60)
+    stdout, stderr = first.communicate(timeout=120)
+    assert second.returncode == 2 and second.stderr.splitlines() == [
+        f"clone3-fuzz: --report {report}: another ci is using it (pid {first.pid})"]
+    assert first.returncode == 0, stdout + stderr
+    assert json.loads((report / "report.json").read_text())["status"] == "agree"
+
+
 def test_a_half_written_finding_is_set_aside_and_saved_again(tmp_path: Path) -> None:
     broken = tmp_path / "report" / "findings" / "size.over_page--over-page"
     broken.mkdir(parents=True)

@@ -174,7 +174,7 @@ def run(seconds: int, jobs: int, corpus: Path, out: Path, seed: int, kernel: str
     starts from the JSON seeds unless ``seeds`` is false. ``target`` (runtime/target.py)
     has each worker start it (boot a VM, say) and fuzz it instead."""
     out.mkdir(parents=True, exist_ok=True)
-    lock = _lock(out)
+    lock = hold(out)
     (out / "logs").mkdir(exist_ok=True)
     (out / "artifacts").mkdir(exist_ok=True)
     problems = _seed(corpus, seeds)
@@ -295,17 +295,18 @@ def _stop(slots: list[_Slot]) -> None:
             process.wait()
 
 
-def _lock(out: Path) -> TextIO:
-    """Holds ``out`` for this campaign; a second one on the same folder would overwrite its
-    stats and campaign.json, so it is refused in one line."""
-    lock = open(out / ".campaign.lock", "a+")
+def hold(folder: Path, kind: str = "campaign", option: str = "--out") -> TextIO:
+    """Holds ``folder`` for this ``kind`` of run (the lock goes with the returned file); a
+    second one on the same folder would overwrite its stats and reports, so it is
+    refused in one line that names ``option``, before it writes anything there."""
+    lock = open(folder / f".{kind}.lock", "a+")
     try:
         fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         lock.seek(0)
         holder = lock.read().strip() or "another process"
         lock.close()
-        raise HarnessError(f"--out {out}: another campaign is using it ({holder})") from None
+        raise HarnessError(f"{option} {folder}: another {kind} is using it ({holder})") from None
     lock.truncate(0)
     lock.write(f"pid {os.getpid()}\n")
     lock.flush()
