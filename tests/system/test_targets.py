@@ -103,3 +103,21 @@ def test_run_inside_a_container_its_hidden_pid_levels_are_not_guessed(tmp_path: 
     done = clone3_fuzz("run", "--json", case, prefix=CONTAINED)
     assert done.returncode == 0 and json.loads(done.stdout)["verdict"] == "agree", done.stdout + done.stderr
     assert json.loads(clone3_fuzz("probe", "--json").stdout)["machine"]["outer_levels_known"] is True  # outside it
+
+
+def test_a_wrapper_s_caller_is_the_one_judged(tmp_path: Path) -> None:
+    """The program reports its own caller: here root without CAP_SYS_ADMIN, in a chroot,
+    where no user namespace can be made (create_user_ns(): EPERM when chrooted). The
+    profile of the caller outside (root with every capability) would call each namespace
+    flag's EPERM a discrepancy."""
+    if os.geteuid() != 0 or not all(shutil.which(tool) for tool in ("unshare", "setpriv", "chroot")):
+        pytest.skip("needs root, util-linux's unshare and setpriv, and chroot")
+    root = tmp_path / "root"
+    (root / "proc").mkdir(parents=True)
+    wrapper = (f"unshare --mount sh -c 'mount --bind /proc {root}/proc && cp \"$0\" {root}/c3 && "
+               f"exec setpriv --inh-caps=-sys_admin --bounding-set=-sys_admin chroot {root} /c3' {{exe}}")
+    done = clone3_fuzz("ci", "--time", "15", "--target", wrapper, "--report", str(tmp_path / "report"), timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr[-2000:]
+    report = json.loads((tmp_path / "report" / "report.json").read_text())
+    assert not report["profile"]["cap_sys_admin"] and report["profile"]["userns_denied"] is True
+    assert report["rules"].get("userns.denied", 0) > 0 and report["rules"].get("perm.namespace", 0) > 0

@@ -150,3 +150,16 @@ def test_levels_above_a_wrapper_s_namespaces_are_not_guessed() -> None:
     assert "EINVAL" in on("6.18", deep, unknown)[0] and len(on("6.18", deep, unknown)[0]) > 1
     outer = {"size": 88, "set_tid": [5, 70000], "set_tid_size": 2}
     assert on("6.18", outer)[0] == ["EEXIST", "EINVAL"] and on("6.18", outer, unknown)[0] == ["EEXIST", "EINVAL", "success"]
+
+
+def test_a_caller_refused_user_namespaces_gets_eperm_after_the_limit() -> None:
+    # §1.7#3: create_user_ns() checks the count (ENOSPC) before current_chrooted() and the
+    # uid mapping (EPERM), both before any capability check.
+    denied = dataclasses.replace(ROOT, userns_denied=True)
+    assert on("6.18", {"size": 88, "flags": "CLONE_NEWUSER|CLONE_NEWNET"}, denied) == (["EPERM"], "userns.denied")
+    assert on("6.18", {"size": 88, "flags": "CLONE_NEWNET"}, denied)[0] == ["success"]  # no user namespace asked
+    full = dataclasses.replace(denied, exhausted_namespaces=frozenset({"user"}))
+    assert on("6.18", {"size": 88, "flags": "CLONE_NEWUSER"}, full) == (["ENOSPC"], "userns.limit")
+    # Unknown (a filter refused unshare): either answer stands.
+    unknown = dataclasses.replace(ROOT, userns_denied=None)
+    assert set(on("6.18", {"size": 88, "flags": "CLONE_NEWUSER"}, unknown)[0]) == {"EPERM", "success"}

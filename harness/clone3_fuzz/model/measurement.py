@@ -10,6 +10,9 @@ from typing import Any
 from . import abi
 
 
+CAP_SYS_ADMIN = 21  # include/uapi/linux/capability.h
+
+
 @dataclass(frozen=True)
 class Privilege:
     """The caller's context, which decides EPERM, EAGAIN and EACCES outcomes."""
@@ -25,6 +28,18 @@ class Privilege:
     executor_cap_sys_admin: bool  # the executor drops every capability in a user namespace
     cgroup2: str | None  # the cgroup v2 mount
     cgroup2_usable: bool  # a scratch cgroup could be made for CLONE_INTO_CGROUP
+
+    @classmethod
+    def of(cls, uid: int, euid: int, egid: int, cap_eff: int, initial_userns: bool, seccomp: str | None,
+           isolation: str | None, cgroup2: str | None, cgroup2_usable: bool) -> Privilege:
+        """The context of a caller with effective capabilities ``cap_eff`` whose sandbox
+        isolated the executor by ``isolation``: in a user namespace of its own the
+        executor holds no capability that counts outside it."""
+        admin = bool(cap_eff >> CAP_SYS_ADMIN & 1)
+        return cls(uid=uid, euid=euid, egid=egid, capabilities=f"{cap_eff:016x}", cap_sys_admin=admin,
+                   user_namespace="initial" if initial_userns else "nested", seccomp=seccomp, isolation=isolation,
+                   executor_cap_sys_admin=admin and isolation != "userns+pidns", cgroup2=cgroup2,
+                   cgroup2_usable=cgroup2_usable)
 
     def summary(self) -> str:
         """The caller in one line, as a finding's report names it."""
@@ -48,6 +63,10 @@ class Machine:
     # namespaces that no /proc it can read shows (a container's /proc starts at its own
     # level): not known.
     outer_levels_known: bool = True
+    # Whether creating a user namespace is refused to this caller (EPERM from unshare(2):
+    # a chroot, no uid mapping in the parent, an LSM, a distribution's sysctl); None where
+    # a seccomp filter, which may treat unshare otherwise than clone3, refused it.
+    userns_denied: bool | None = False
 
 
 @dataclass(frozen=True)

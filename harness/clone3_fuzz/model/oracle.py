@@ -105,6 +105,9 @@ RULES: dict[str, Rule] = {
                 "copy_process", "7.1"),
     "userns.limit": Rule("1.7#3: max_user_namespaces is 0: ENOSPC",
                 "create_user_ns", "5.3"),
+    "userns.denied": Rule("1.7#3: a user namespace refused to this caller (a chroot, no uid mapping in the parent, "
+                          "an LSM, a distribution's sysctl): EPERM",
+                "create_user_ns", "5.3"),
     "rlimit.nproc": Rule("1.7#4: RLIMIT_NPROC reached: EAGAIN",
                 "copy_process", "5.3"),
     "perm.namespace": Rule("1.7#7: a new namespace without CAP_SYS_ADMIN in the child's user namespace is EPERM",
@@ -488,6 +491,10 @@ def _copy_process(case: Case, p: Profile, walk: _Walk, args: dict[str, Value], f
     new_user = has("CLONE_NEWUSER")
     if new_user and "user" in p.exhausted_namespaces:
         raise _fail("ENOSPC", "userns.limit")
+    # Measured with unshare(2), the same create_user_ns(): unknown (None) where a seccomp
+    # filter may have answered unshare otherwise than clone3.
+    if new_user and (p.userns_denied or (p.userns_denied is None and walk.either())):
+        raise _fail("EPERM", "userns.denied")
     if p.nproc_limited and walk.either():
         raise _fail("EAGAIN", "rlimit.nproc")
     admin_in_child_ns = new_user or p.cap_sys_admin

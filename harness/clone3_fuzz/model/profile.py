@@ -56,6 +56,7 @@ class Profile:
     cgroup2_usable: bool
     procfs_effects: bool = True  # the executor can look at a child through /proc (effects)
     outer_levels_known: bool = True  # set_tid: pid_level and outer_pid_max are exact (else at least / unknown)
+    userns_denied: bool | None = False  # CLONE_NEWUSER: EPERM for this caller (None: unknown)
     pidfd_fdinfo: bool = True  # 5.5: a pidfd's fdinfo names its task (effect.pidfd)
 
     @property
@@ -124,7 +125,7 @@ def _environment(measured: Measurement) -> dict[str, Any]:
         outer_pid_max=machine.outer_pid_max, address_bits=measured.address_bits,
         namespaces=machine.namespaces, exhausted_namespaces=machine.exhausted_namespaces,
         cgroup2_usable=priv.cgroup2_usable, procfs_effects=machine.procfs_effects,
-        outer_levels_known=machine.outer_levels_known,
+        outer_levels_known=machine.outer_levels_known, userns_denied=machine.userns_denied,
     )
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ctypes
 import dataclasses
+import errno
 import mmap
 import os
 import platform
@@ -21,7 +22,6 @@ from ..model.case import MAX_IMAGE, Case, parse
 from ..model.measurement import Machine, Measurement, Privilege
 from .sandbox import Sandbox, ScratchCgroup, cgroup2_mount
 
-CAP_SYS_ADMIN = 21
 #: What a size-0 call gives where clone3 is missing or filtered (EPERM: older container
 #: profiles; SIGSYS: a filter that kills the caller).
 UNAVAILABLE = ("ENOSYS", "EPERM", "SIGSYS")
@@ -60,7 +60,6 @@ def _status_field(name: str, pid: str = "self") -> str | None:
 
 def privilege(isolation: str | None) -> Privilege:
     """The caller's context, as /proc/self shows it; ``isolation`` is the sandbox's."""
-    cap_eff = _status_field("CapEff") or "0"
     try:
         with open("/proc/self/uid_map") as f:
             initial = f.read().split() == ["0", "0", "4294967295"]
@@ -71,13 +70,8 @@ def privilege(isolation: str | None) -> Privilege:
         usable = True
     except HarnessError:
         usable = False
-    admin = bool(int(cap_eff, 16) >> CAP_SYS_ADMIN & 1)
-    return Privilege(
-        uid=os.getuid(), euid=os.geteuid(), egid=os.getegid(), capabilities=cap_eff, cap_sys_admin=admin,
-        user_namespace="initial" if initial else "nested", seccomp=_status_field("Seccomp"),
-        isolation=isolation, executor_cap_sys_admin=admin and isolation != "userns+pidns",
-        cgroup2=cgroup2_mount(), cgroup2_usable=usable,
-    )
+    return Privilege.of(os.getuid(), os.geteuid(), os.getegid(), int(_status_field("CapEff") or "0", 16), initial,
+                        _status_field("Seccomp"), isolation, cgroup2_mount(), usable)
 
 
 NPROC_HEADROOM = 64  # a batch holds a few processes at a time: only a limit this close can answer EAGAIN
@@ -125,6 +119,20 @@ def _levels_known() -> bool:
     return False
 
 
+def _userns_denied(seccomp: str | None) -> bool | None:
+    """Whether this caller may make a user namespace at all (a chroot, an LSM, a missing
+    uid mapping refuse it), asked of unshare(2) in a child: it shares create_user_ns()
+    with clone3 but not clone3's code. A filter may answer unshare otherwise: unknown."""
+    child = os.fork()
+    if child == 0:
+        refused = ctypes.CDLL(None, use_errno=True).unshare(abi.CLONE["CLONE_NEWUSER"])
+        os._exit(min(ctypes.get_errno(), 255) if refused else 0)
+    _, status = os.waitpid(child, 0)
+    if os.waitstatus_to_exitcode(status) != errno.EPERM:
+        return False
+    return None if seccomp == "2" else True
+
+
 def machine() -> Machine:
     """The machine facts some outcomes hang on, from /proc and the rlimits."""
     nspid = (_status_field("NSpid") or "").split()
@@ -138,6 +146,7 @@ def machine() -> Machine:
                                        if _read(f"/proc/sys/user/max_{n}_namespaces") == "0"),
         # The executor's own test (own_level() in executor.c): the same /proc, the same answer.
         procfs_effects=bool(nspid), outer_levels_known=_levels_known(),
+        userns_denied=_userns_denied(_status_field("Seccomp")),
     )
 
 
@@ -258,15 +267,14 @@ def probe(sandbox: Sandbox | None = None) -> Measurement:
     """Measures the running kernel's clone3 through ``sandbox`` (a few hundred calls)."""
     sandbox = sandbox or Sandbox()
     exists, cause = availability(sandbox)
-    # A runner in another kernel (a VM) knows that kernel's facts; otherwise they are this machine's.
+    # A runner of its own (a VM, a program under a wrapper) knows its caller's facts;
+    # otherwise they are this process's.
     guest = getattr(sandbox, "facts", None)
     base, priv, mach, bits = guest() if guest else (
         dict(release=platform.release(), build=platform.version(), arch=platform.machine(),
              page_size=os.sysconf("SC_PAGESIZE")), privilege(sandbox.isolation), machine(), address_bits(platform.machine()))
     if not getattr(sandbox, "cgroups", True):  # a runner with no cgroup of ours to spawn into
         priv = dataclasses.replace(priv, cgroup2_usable=False)
-    if not guest and getattr(sandbox, "describe", None):  # under a wrapper: see Machine.outer_levels_known
-        mach = dataclasses.replace(mach, outer_levels_known=False)
     page = base["page_size"]
     if cause:
         return Measurement(**base, clone3=exists, clone3_missing_cause=cause,

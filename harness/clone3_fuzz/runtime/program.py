@@ -17,6 +17,7 @@ import re
 import select
 import shutil
 import signal
+import struct
 import subprocess
 import time
 from pathlib import Path
@@ -26,9 +27,11 @@ from ..exit_status import HarnessError
 from ..model.case import Case
 from ..model.constants import read_strings
 from ..model.effects import signal_name
+from ..model.measurement import Machine, Privilege
 from ..model.outcome import Outcome
 from ._executor import ffi, lib
 from .executor import decode_outcome, encode_batch
+from .probe import address_bits
 from .sandbox import DEFAULT_BATCH, DEFAULT_TIMEOUT_MS, ISOLATION, exec_program
 
 C_DIR = Path(__file__).resolve().parent / "c"
@@ -177,21 +180,49 @@ class Program:
         assert self.process.stdin is not None and self.process.stdout is not None
         self._in, self._out = self.process.stdin, self.process.stdout
         try:
-            greeting = _read(self._out, ffi.sizeof("struct c3_hello"), "its greeting", within=greeting_s)
+            # The magic and the version first: a program of another version greets with
+            # another length, and would otherwise be waited for.
+            head = _read(self._out, 8, "its greeting", within=greeting_s)
+            magic, version = struct.unpack("=II", head)
+            if magic != lib.C3_PROGRAM_MAGIC or version != lib.C3_PROGRAM_VERSION:
+                raise HarnessError(f"executor program: {self.argv[0]} does not speak this version of the protocol "
+                                   f"({'version ' + str(version) if magic == lib.C3_PROGRAM_MAGIC else 'no magic'}, "
+                                   f"expected version {lib.C3_PROGRAM_VERSION})")
+            greeting = head + _read(self._out, ffi.sizeof("struct c3_hello") - 8, "its greeting", within=greeting_s)
         except HarnessError as e:
             raise self._failed(e) from None
         hello = _struct("struct c3_hello", greeting)
-        if hello.magic != lib.C3_PROGRAM_MAGIC or hello.outcome_size != ffi.sizeof("struct c3_outcome"):
+        if hello.outcome_size != ffi.sizeof("struct c3_outcome"):
             raise HarnessError(f"executor program: {self.argv[0]} does not speak this version of the protocol")
         self.hello = {"release": ffi.string(hello.release).decode(), "build": ffi.string(hello.build).decode(),
                       "machine": ffi.string(hello.machine).decode(), "page_size": hello.page_size,
                       "namespaces": [name for bit, name in enumerate(NS_NAMES) if hello.namespaces >> bit & 1],
-                      "pid_max": hello.pid_max, "emulator": ffi.string(hello.emulator).decode(errors="replace")}
+                      "pid_max": hello.pid_max, "emulator": ffi.string(hello.emulator).decode(errors="replace"),
+                      "exhausted": [name for bit, name in enumerate(NS_NAMES) if hello.exhausted >> bit & 1],
+                      "uid": hello.uid, "euid": hello.euid, "egid": hello.egid, "cap_eff": hello.cap_eff,
+                      "seccomp": hello.seccomp, "userns_initial": bool(hello.userns_initial),
+                      "pid_levels": hello.pid_levels, "userns_denied": {0: False, 1: True}.get(hello.userns)}
 
     def describe(self) -> dict[str, Any]:
         """What ran the cases, for a report: the command, and what the executor saw."""
         return {"kind": "wrapper", "command": self.name, "emulator": self.hello["emulator"],
                 "release": self.hello["release"], "build": self.hello["build"]}
+
+    def facts(self) -> tuple[dict[str, Any], Privilege, Machine, int]:
+        """The program's side of a measurement (probe.probe), as it greeted: its kernel,
+        and its own caller, which the wrapper chose (a container's capabilities, user
+        namespace and filter). Its /proc may start below pid levels of the wrapper's, so
+        those are not known; it has no cgroup of ours to spawn into."""
+        hello = self.hello
+        privilege = Privilege.of(hello["uid"], hello["euid"], hello["egid"], hello["cap_eff"], hello["userns_initial"],
+                                 str(hello["seccomp"]), self.isolation or None, None, False)
+        machine = Machine(caller_pid_level=max(hello["pid_levels"] - 1, 0), nproc_near_limit=False,
+                          outer_pid_max=hello["pid_max"] or 32768, namespaces=frozenset(hello["namespaces"]),
+                          exhausted_namespaces=frozenset(hello["exhausted"]), procfs_effects=hello["pid_levels"] > 0,
+                          outer_levels_known=False, userns_denied=hello["userns_denied"])
+        base = {"release": hello["release"], "build": hello["build"], "arch": hello["machine"],
+                "page_size": hello["page_size"]}
+        return base, privilege, machine, address_bits(hello["machine"]) or 47
 
     def run(self, cases: Sequence[Case]) -> list[Outcome]:
         """One outcome per case, in order, ``batch_size`` cases a request."""

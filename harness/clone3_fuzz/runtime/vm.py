@@ -9,6 +9,7 @@ that does not greet in time is retried under TCG, and the report says which ran.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 import stat
@@ -100,21 +101,12 @@ class VM(Program):
                 "build": self.hello["build"], "console": str(self.console)}
 
     def facts(self) -> tuple[dict[str, Any], Privilege, Machine, int]:
-        """The guest's side of a measurement (probe.probe): its uname and page size, as the
-        executor greeted; a caller that is root with every capability in the initial
-        namespaces (the initramfs's init); its namespace types and pid_max; the address
-        width the CPU model keeps (the host's). It has no cgroup of ours to spawn into."""
-        hello = self.hello
-        privilege = Privilege(uid=0, euid=0, egid=0, capabilities=f"{(1 << 41) - 1:016x}", cap_sys_admin=True,
-                              user_namespace="initial", seccomp="0", isolation=self.isolation or None,
-                              executor_cap_sys_admin=self.isolation != "userns+pidns", cgroup2="/sys/fs/cgroup",
-                              cgroup2_usable=False)
-        machine = Machine(caller_pid_level=0, nproc_near_limit=False, outer_pid_max=hello["pid_max"] or 32768,
-                          namespaces=frozenset(hello["namespaces"]), exhausted_namespaces=frozenset(),
-                          procfs_effects=True)
-        base = {"release": hello["release"], "build": hello["build"], "arch": hello["machine"],
-                "page_size": hello["page_size"]}
-        return base, privilege, machine, address_bits()
+        """As the program greeted (:meth:`Program.facts`), from the initramfs's init: in the
+        initial namespaces, so every pid level is known, with cgroup2 mounted (but no cgroup
+        of ours to spawn into)."""
+        base, privilege, machine, bits = super().facts()
+        return (base, dataclasses.replace(privilege, cgroup2="/sys/fs/cgroup"),
+                dataclasses.replace(machine, outer_levels_known=True), bits)
 
     def _argv(self, image: str, accel: str, extra: Sequence[str]) -> list[str]:
         cpu = "host" if accel == "kvm" else "max" + (",la57=off" if address_bits() < 56 else "")

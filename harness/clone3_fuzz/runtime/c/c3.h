@@ -203,7 +203,7 @@ void c3_tree_free(struct c3_tree *t);
  * are mostly zeros, and a VM's serial line carries some tens of kilobytes a second.
  */
 #define C3_PROGRAM_MAGIC 0x58453343  /* "C3EX" */
-#define C3_PROGRAM_VERSION 2
+#define C3_PROGRAM_VERSION 3
 #define C3_UTS_LEN 65                /* struct utsname's fields on Linux */
 /* The namespace types, in the order of struct c3_hello's namespaces bits (/proc/self/ns). */
 #define C3_NS_NAMES "mnt uts ipc pid cgroup net time user"
@@ -215,6 +215,15 @@ struct c3_hello {
 	uint32_t outcome_size;       /* sizeof(struct c3_outcome): a mismatch is a build for another layout */
 	uint32_t namespaces;         /* bit i: the i-th type of C3_NS_NAMES is in /proc/self/ns */
 	uint32_t pid_max;            /* /proc/sys/kernel/pid_max, 0 where unreadable */
+	/* The program's own caller, which a wrapper chooses (a container's capabilities, its
+	 * user namespace, its filter): what the caller outside sees of itself says nothing. */
+	uint32_t exhausted;          /* bit i: user.max_<i-th of C3_NS_NAMES>_namespaces is 0 */
+	uint32_t uid, euid, egid;
+	uint32_t seccomp;            /* the Seccomp line of /proc/self/status */
+	uint32_t userns_initial;     /* 1: /proc/self/uid_map maps every uid to itself */
+	uint32_t pid_levels;         /* entries of the NSpid line; 0 where procfs shows none */
+	uint32_t userns;             /* unshare(CLONE_NEWUSER) in a child: 0 done, 1 EPERM, 2 EPERM under a filter */
+	uint64_t cap_eff;            /* CapEff */
 	char release[C3_UTS_LEN];    /* uname -r, -v and -m of the kernel it runs on */
 	char build[C3_UTS_LEN];
 	char machine[C3_UTS_LEN];

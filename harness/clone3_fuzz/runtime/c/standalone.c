@@ -23,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <fcntl.h>
+#include <sched.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
 #include <string.h>
@@ -32,6 +33,7 @@
 #include <sys/reboot.h>
 #include <sys/stat.h>
 #include <sys/utsname.h>
+#include <sys/wait.h>
 #include <termios.h>
 #include <unistd.h>
 
@@ -266,9 +268,67 @@ static void describe_kernel(struct c3_hello *hello)
 	}
 }
 
+/* The first line of `path` that starts with `key`, past the key; NULL if none. */
+static const char *field(const char *path, const char *key, char *text, size_t size)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	ssize_t n = fd >= 0 ? read(fd, text, size - 1) : -1;
+	const char *line;
+
+	if (fd >= 0)
+		close(fd);
+	text[n > 0 ? n : 0] = 0;
+	for (line = text; line && *line; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL)
+		if (!strncmp(line, key, strlen(key)))
+			return line + strlen(key);
+	return NULL;
+}
+
+/* Who the program runs as, in the wrapper's hands: the profile is measured for it. */
+static void describe_caller(struct c3_hello *hello)
+{
+	const char *name = C3_NS_NAMES, *value;
+	char text[4096], path[64];
+	int status = 0;
+	pid_t child;
+
+	hello->uid = getuid();
+	hello->euid = geteuid();
+	hello->egid = getegid();
+	if ((value = field("/proc/self/status", "CapEff:", text, sizeof(text))))
+		hello->cap_eff = strtoull(value, NULL, 16);
+	if ((value = field("/proc/self/status", "Seccomp:", text, sizeof(text))))
+		hello->seccomp = (uint32_t)strtoul(value, NULL, 10);
+	if ((value = field("/proc/self/status", "NSpid:", text, sizeof(text))))
+		for (char *end; strtol(value, &end, 10), end != value; value = end)
+			hello->pid_levels++;
+	if ((value = field("/proc/self/uid_map", "", text, sizeof(text)))) {
+		unsigned long inside = 1, outside = 1, count = 0;
+
+		sscanf(value, "%lu %lu %lu", &inside, &outside, &count);
+		hello->userns_initial = inside == 0 && outside == 0 && count == 4294967295UL;
+	}
+	/* Whether this caller may make a user namespace at all (a chroot, an LSM, a missing
+	 * uid mapping refuse it), asked of unshare(2), which shares create_user_ns() with
+	 * clone3 but not clone3's code. A filter may answer unshare otherwise: then unknown. */
+	if ((child = fork()) == 0)
+		_exit(syscall(SYS_unshare, CLONE_NEWUSER) ? errno : 0);
+	if (child > 0 && waitpid(child, &status, 0) == child && WIFEXITED(status) && WEXITSTATUS(status) == EPERM)
+		hello->userns = hello->seccomp == 2 ? 2 : 1;
+	for (int bit = 0; *name; bit++) {
+		size_t len = strcspn(name, " ");
+
+		snprintf(path, sizeof(path), "/proc/sys/user/max_%.*s_namespaces", (int)len, name);
+		if ((value = field(path, "", text, sizeof(text))) && !strcmp(value, "0\n"))
+			hello->exhausted |= 1U << bit;
+		name += len + (name[len] == ' ');
+	}
+}
+
 static int serve_requests(void)
 {
-	struct c3_hello hello = {C3_PROGRAM_MAGIC, C3_PROGRAM_VERSION, 0, sizeof(struct c3_outcome), 0, 0, "", "", "", ""};
+	struct c3_hello hello = {.magic = C3_PROGRAM_MAGIC, .version = C3_PROGRAM_VERSION,
+				 .outcome_size = sizeof(struct c3_outcome)};
 
 	struct c3_tree *tree = NULL;
 	struct c3_env running = {0};
@@ -279,6 +339,7 @@ static int serve_requests(void)
 	hello.page_size = (uint32_t)sysconf(_SC_PAGESIZE);
 	describe_kernel(&hello);
 	describe_emulator(&hello);
+	describe_caller(&hello);
 	if (uname(&uts) == 0) {
 		snprintf(hello.release, sizeof(hello.release), "%s", uts.release);
 		snprintf(hello.build, sizeof(hello.build), "%s", uts.version);
