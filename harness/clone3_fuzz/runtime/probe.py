@@ -122,8 +122,12 @@ def _levels_known() -> bool:
 def _userns_denied(seccomp: str | None) -> bool | None:
     """Whether this caller may make a user namespace at all (a chroot, an LSM, a missing
     uid mapping refuse it), asked of unshare(2) in a child: it shares create_user_ns()
-    with clone3 but not clone3's code. A filter may answer unshare otherwise: unknown."""
-    child = os.fork()
+    with clone3 but not clone3's code. A filter may answer unshare otherwise, and a pids
+    limit may leave no room for the child: unknown."""
+    try:
+        child = os.fork()
+    except OSError:
+        return None
     if child == 0:
         refused = ctypes.CDLL(None, use_errno=True).unshare(abi.CLONE["CLONE_NEWUSER"])
         os._exit(min(ctypes.get_errno(), 255) if refused else 0)

@@ -222,7 +222,8 @@ struct c3_hello {
 	uint32_t seccomp;            /* the Seccomp line of /proc/self/status */
 	uint32_t userns_initial;     /* 1: /proc/self/uid_map maps every uid to itself */
 	uint32_t pid_levels;         /* entries of the NSpid line; 0 where procfs shows none */
-	uint32_t userns;             /* unshare(CLONE_NEWUSER) in a child: 0 done, 1 EPERM, 2 EPERM under a filter */
+	uint32_t userns;             /* unshare(CLONE_NEWUSER) in a child: 0 done, 1 EPERM, 2 unknown
+	                              * (EPERM under a filter, or no child could be made) */
 	uint64_t cap_eff;            /* CapEff */
 	char release[C3_UTS_LEN];    /* uname -r, -v and -m of the kernel it runs on */
 	char build[C3_UTS_LEN];

@@ -313,7 +313,9 @@ static void describe_caller(struct c3_hello *hello)
 	 * clone3 but not clone3's code. A filter may answer unshare otherwise: then unknown. */
 	if ((child = fork()) == 0)
 		_exit(syscall(SYS_unshare, CLONE_NEWUSER) ? errno : 0);
-	if (child > 0 && waitpid(child, &status, 0) == child && WIFEXITED(status) && WEXITSTATUS(status) == EPERM)
+	if (child < 0) /* no room for the child (a pids limit): unknown */
+		hello->userns = 2;
+	else if (waitpid(child, &status, 0) == child && WIFEXITED(status) && WEXITSTATUS(status) == EPERM)
 		hello->userns = hello->seccomp == 2 ? 2 : 1;
 	for (int bit = 0; *name; bit++) {
 		size_t len = strcspn(name, " ");
