@@ -46,16 +46,17 @@ _COMPANIONS = {
 }
 
 
-def _status_field(name: str, pid: str = "self") -> str | None:
+def _status(pid: str = "self") -> dict[str, str]:
+    """The fields of /proc/PID/status; none where it is unreadable (the process is gone)."""
     try:
         with open(f"/proc/{pid}/status") as f:
-            for line in f:
-                key, _, value = line.partition(":")
-                if key == name:
-                    return value.strip()
+            return {key: value.strip() for key, _, value in (line.partition(":") for line in f)}
     except OSError:
-        pass
-    return None
+        return {}
+
+
+def _status_field(name: str) -> str | None:
+    return _status().get(name)
 
 
 def privilege(isolation: str | None) -> Privilege:
@@ -107,7 +108,8 @@ def _levels_known() -> bool:
     namespace cannot be read (no ptrace rights over it), the answer is no."""
     pid = "self"
     for _ in range(64):  # MAX_PID_NS_LEVEL levels, and some ancestors within each
-        nspid, parent = (_status_field("NSpid", pid) or "").split(), _status_field("PPid", pid) or "0"
+        status = _status(pid)
+        nspid, parent = status.get("NSpid", "").split(), status.get("PPid", "0")
         if len(nspid) == 1:
             try:
                 return os.stat(f"/proc/{pid}/ns/pid").st_ino == PROC_PID_INIT_INO

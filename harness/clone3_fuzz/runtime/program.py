@@ -208,7 +208,7 @@ class Program:
         return {"kind": "wrapper", "command": self.name, "emulator": self.hello["emulator"],
                 "release": self.hello["release"], "build": self.hello["build"]}
 
-    def facts(self) -> tuple[dict[str, Any], Privilege, Machine, int]:
+    def facts(self) -> tuple[dict[str, Any], Privilege, Machine, int | None]:
         """The program's side of a measurement (probe.probe), as it greeted: its kernel,
         and its own caller, which the wrapper chose (a container's capabilities, user
         namespace and filter). Its /proc may start below pid levels of the wrapper's, so
@@ -222,7 +222,7 @@ class Program:
                           outer_levels_known=False, userns_denied=hello["userns_denied"])
         base = {"release": hello["release"], "build": hello["build"], "arch": hello["machine"],
                 "page_size": hello["page_size"]}
-        return base, privilege, machine, address_bits(hello["machine"]) or 47
+        return base, privilege, machine, address_bits(hello["machine"])
 
     def run(self, cases: Sequence[Case]) -> list[Outcome]:
         """One outcome per case, in order, ``batch_size`` cases a request."""

@@ -100,7 +100,7 @@ class VM(Program):
         return {"kind": "vm", "image": self.image, "accel": self.accel, "release": self.hello["release"],
                 "build": self.hello["build"], "console": str(self.console)}
 
-    def facts(self) -> tuple[dict[str, Any], Privilege, Machine, int]:
+    def facts(self) -> tuple[dict[str, Any], Privilege, Machine, int | None]:
         """As the program greeted (:meth:`Program.facts`), from the initramfs's init: in the
         initial namespaces, so every pid level is known, with cgroup2 mounted (but no cgroup
         of ours to spawn into)."""

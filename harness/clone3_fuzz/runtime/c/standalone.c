@@ -245,13 +245,34 @@ static void describe_emulator(struct c3_hello *hello)
 #endif
 }
 
-/* What the caller cannot see from outside: the namespace types this kernel has, its pid_max. */
+/* The text of `path` (at most `size` - 1 bytes) in `text`, "" where it is unreadable. */
+static char *slurp(const char *path, char *text, size_t size)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	ssize_t n = fd >= 0 ? read(fd, text, size - 1) : -1;
+
+	if (fd >= 0)
+		close(fd);
+	text[n > 0 ? n : 0] = 0;
+	return text;
+}
+
+/* The line of `text` that starts with `key`, past the key; NULL if none. */
+static const char *field(const char *text, const char *key)
+{
+	for (const char *line = text; line && *line; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL)
+		if (!strncmp(line, key, strlen(key)))
+			return line + strlen(key);
+	return NULL;
+}
+
+/* What the caller cannot see from outside: the namespace types this kernel has, those
+ * whose user.max_<type>_namespaces is 0, and its pid_max. */
 static void describe_kernel(struct c3_hello *hello)
 {
 	const char *name = C3_NS_NAMES;
-	char path[64], text[32] = "";
+	char path[64], text[32];
 	struct stat st;
-	int fd;
 
 	for (int bit = 0; *name; bit++) {
 		size_t len = strcspn(name, " ");
@@ -259,55 +280,36 @@ static void describe_kernel(struct c3_hello *hello)
 		snprintf(path, sizeof(path), "/proc/self/ns/%.*s", (int)len, name);
 		if (lstat(path, &st) == 0)
 			hello->namespaces |= 1U << bit;
+		snprintf(path, sizeof(path), "/proc/sys/user/max_%.*s_namespaces", (int)len, name);
+		if (!strcmp(slurp(path, text, sizeof(text)), "0\n"))
+			hello->exhausted |= 1U << bit;
 		name += len + (name[len] == ' ');
 	}
-	if ((fd = open("/proc/sys/kernel/pid_max", O_RDONLY)) >= 0) {
-		if (read(fd, text, sizeof(text) - 1) > 0)
-			hello->pid_max = (uint32_t)strtoul(text, NULL, 10);
-		close(fd);
-	}
-}
-
-/* The first line of `path` that starts with `key`, past the key; NULL if none. */
-static const char *field(const char *path, const char *key, char *text, size_t size)
-{
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	ssize_t n = fd >= 0 ? read(fd, text, size - 1) : -1;
-	const char *line;
-
-	if (fd >= 0)
-		close(fd);
-	text[n > 0 ? n : 0] = 0;
-	for (line = text; line && *line; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL)
-		if (!strncmp(line, key, strlen(key)))
-			return line + strlen(key);
-	return NULL;
+	hello->pid_max = (uint32_t)strtoul(slurp("/proc/sys/kernel/pid_max", text, sizeof(text)), NULL, 10);
 }
 
 /* Who the program runs as, in the wrapper's hands: the profile is measured for it. */
 static void describe_caller(struct c3_hello *hello)
 {
-	const char *name = C3_NS_NAMES, *value;
-	char text[4096], path[64];
-	int status = 0;
+	unsigned long inside = 1, outside = 1, count = 0;
+	char status[4096], map[128];
+	const char *value;
+	int waited = 0;
 	pid_t child;
 
 	hello->uid = getuid();
 	hello->euid = geteuid();
 	hello->egid = getegid();
-	if ((value = field("/proc/self/status", "CapEff:", text, sizeof(text))))
+	slurp("/proc/self/status", status, sizeof(status));
+	if ((value = field(status, "CapEff:")))
 		hello->cap_eff = strtoull(value, NULL, 16);
-	if ((value = field("/proc/self/status", "Seccomp:", text, sizeof(text))))
+	if ((value = field(status, "Seccomp:")))
 		hello->seccomp = (uint32_t)strtoul(value, NULL, 10);
-	if ((value = field("/proc/self/status", "NSpid:", text, sizeof(text))))
+	if ((value = field(status, "NSpid:")))
 		for (char *end; strtol(value, &end, 10), end != value; value = end)
 			hello->pid_levels++;
-	if ((value = field("/proc/self/uid_map", "", text, sizeof(text)))) {
-		unsigned long inside = 1, outside = 1, count = 0;
-
-		sscanf(value, "%lu %lu %lu", &inside, &outside, &count);
-		hello->userns_initial = inside == 0 && outside == 0 && count == 4294967295UL;
-	}
+	sscanf(slurp("/proc/self/uid_map", map, sizeof(map)), "%lu %lu %lu", &inside, &outside, &count);
+	hello->userns_initial = inside == 0 && outside == 0 && count == 4294967295UL;
 	/* Whether this caller may make a user namespace at all (a chroot, an LSM, a missing
 	 * uid mapping refuse it), asked of unshare(2), which shares create_user_ns() with
 	 * clone3 but not clone3's code. A filter may answer unshare otherwise: then unknown. */
@@ -315,16 +317,8 @@ static void describe_caller(struct c3_hello *hello)
 		_exit(syscall(SYS_unshare, CLONE_NEWUSER) ? errno : 0);
 	if (child < 0) /* no room for the child (a pids limit): unknown */
 		hello->userns = 2;
-	else if (waitpid(child, &status, 0) == child && WIFEXITED(status) && WEXITSTATUS(status) == EPERM)
+	else if (waitpid(child, &waited, 0) == child && WIFEXITED(waited) && WEXITSTATUS(waited) == EPERM)
 		hello->userns = hello->seccomp == 2 ? 2 : 1;
-	for (int bit = 0; *name; bit++) {
-		size_t len = strcspn(name, " ");
-
-		snprintf(path, sizeof(path), "/proc/sys/user/max_%.*s_namespaces", (int)len, name);
-		if ((value = field(path, "", text, sizeof(text))) && !strcmp(value, "0\n"))
-			hello->exhausted |= 1U << bit;
-		name += len + (name[len] == ' ');
-	}
 }
 
 static int serve_requests(void)
